@@ -15,7 +15,7 @@ export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export TOKENIZERS_PARALLELISM := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10
+SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10 --env--ft_max_train 500
 
 .PHONY: setup data build smoke test lab clean
 setup: $(VENV)/.installed
