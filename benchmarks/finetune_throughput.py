@@ -15,7 +15,7 @@ os.environ.setdefault('WANDB_MODE', 'disabled'); os.environ.setdefault('HF_HUB_O
 import open_clip
 import torch
 
-from lookbench.data import load_fashion_mnist, write_items, assign_splits
+from lookbench.data import class_names, load_fashion_mnist, write_items, assign_splits
 from lookbench.finetune import FinetuneConfig, PairCache, finetune
 from lookbench.models import load_open_clip
 from lookbench.warehouse import connect
@@ -36,7 +36,7 @@ def run_ours(con, cfg_dir, batch_size, workdir):
     stamps = []
     def log(m):
         if 'samples_per_s' in m: stamps.append(time.perf_counter())
-    classes = [r[0] for r in con.execute('SELECT label FROM labels ORDER BY label_id').fetchall()]
+    classes = class_names(con)
     finetune(model, train, val, classes, FinetuneConfig(epochs=1, batch_size=batch_size, lr=1e-4, warmup_steps=10, patience=9),
              out_dir=workdir / 'ours', log=log)
     wall = time.time() - t0

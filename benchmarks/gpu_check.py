@@ -9,7 +9,7 @@ from pathlib import Path
 os.environ.setdefault('WANDB_MODE', 'disabled'); os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import torch
 
-from lookbench.data import make_fixture_source, ingest_fashion_mnist, assign_splits
+from lookbench.data import class_names, make_fixture_source, ingest_fashion_mnist, assign_splits
 from lookbench.finetune import FinetuneConfig, PairCache, finetune
 from lookbench.models import load_open_clip
 from lookbench.warehouse import connect
@@ -29,7 +29,7 @@ def main():
         torch.manual_seed(0)
         model = load_open_clip(a.model, device='cuda'); model.spec = f'open_clip:{a.model}'
         train, val = PairCache(con, model, 'train'), PairCache(con, model, 'val', limit=256)
-        classes = [r[0] for r in con.execute('SELECT label FROM labels ORDER BY label_id').fetchall()]
+        classes = class_names(con)
         cfg = FinetuneConfig(epochs=a.epochs, batch_size=a.batch_size, lr=1e-5, precision='bf16', compile=a.compile,
                              grad_checkpointing=a.grad_checkpointing, patience=99)
         rates, t = [], [time.perf_counter()]
