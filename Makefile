@@ -14,10 +14,12 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export TOKENIZERS_PARALLELISM := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Metaflow names runs after the user and refuses to start without one (containers often have no USERNAME).
+export USERNAME ?= $(shell id -un 2>/dev/null || echo lookbench)
 
 SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10 --env--ft_max_train 500
 
-.PHONY: setup data build smoke test lab clean
+.PHONY: setup data build smoke flow test lab clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml jupyter_server_config.json
@@ -38,6 +40,10 @@ build: data
 smoke: data
 	$(BIN)/ploomber build $(SMOKE)
 
+# The batch job on Metaflow, over the main build's warehouse (2 shards here; `--with batch` or `--with kubernetes` elsewhere)
+flow: setup
+	$(BIN)/python flows/score_flow.py run --shards 2
+
 test: setup
 	WANDB_MODE=disabled $(BIN)/python -m pytest
 	WANDB_MODE=disabled $(BIN)/nbdev_test --n_workers 2
@@ -46,4 +52,4 @@ lab: setup
 	$(BIN)/jupyter lab
 
 clean:
-	rm -rf data/smoke reports/smoke data/receipts reports/*.ipynb reports/*.html
+	rm -rf data/smoke reports/smoke data/receipts data/staging reports/*.ipynb reports/*.html

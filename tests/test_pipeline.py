@@ -16,13 +16,15 @@ def build(tmp_path, source, **env):
 
 def test_build_then_nothing_then_only_downstream(tmp_path, source):
     ran = build(tmp_path, source)
-    assert all(ran.values()) and set(ran) == {'ingest', 'splits', 'embed', 'align', 'finetune', 'evaluate', 'report'}
+    assert all(ran.values()) and set(ran) == {'ingest', 'splits', 'embed', 'align', 'finetune', 'evaluate', 'score', 'report'}
     assert (tmp_path / 'reports' / 'report.html').stat().st_size > 50_000  # figures are embedded
     receipt = json.loads((tmp_path / 'data' / 'receipts' / 'evaluate.json').read_text())
     assert 0 <= receipt['runs']['lit (aligned)']['all/top1'] <= 1 and 'lit (fine-tuned)' in receipt['runs']
     assert json.loads((tmp_path / 'data' / 'receipts' / 'finetune.json').read_text())['spec'].startswith('ft:')
+    scored = json.loads((tmp_path / 'data' / 'receipts' / 'score.json').read_text())
+    assert scored['scored'] + scored['quarantined'] == 160 and not scored['nothing_new']  # every item of the fixture catalog
 
     assert not any(build(tmp_path, source).values())
 
     ran = build(tmp_path, source, epochs=4)
-    assert {t for t, r in ran.items() if r} == {'align', 'finetune', 'evaluate', 'report'}
+    assert {t for t, r in ran.items() if r} == {'align', 'finetune', 'evaluate', 'score', 'report'}
