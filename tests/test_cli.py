@@ -7,7 +7,7 @@ from lookbench.warehouse import connect
 
 def test_cli_steps_end_to_end(source, tmp_path, capsys):
     wh, heads = str(tmp_path / 'w.duckdb'), str(tmp_path / 'heads.pt')
-    steps = [['ingest', '--source', str(source)], ['splits', '--val-pct', '20', '--heldout', 'Bag', '--heldout', 'Sandal'],
+    steps = [['ingest', 'fashion-mnist', str(source)], ['splits', '--val-pct', '20', '--heldout', 'Bag', '--heldout', 'Sandal'],
              ['embed', '--device', 'cpu'], ['align', '--out', heads, '--epochs', '3', '--batch-size', '32', '--device', 'cpu'],
              ['evaluate', '--model', 'lit', '--model', f'lit:{heads}', '--device', 'cpu']]
     for args in steps:

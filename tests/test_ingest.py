@@ -15,22 +15,22 @@ def run_cli(capsys, *args):
 
 
 def items_table(path):
-    with connect(path, read_only=True) as con: return con.execute('SELECT * FROM items ORDER BY item_id').fetchall()
+    with connect(path, read_only=True) as con: return con.execute('SELECT * EXCLUDE (batch_id) FROM items ORDER BY item_id').fetchall()
 
 
 def test_ingest_twice_is_idempotent(source, tmp_path, capsys):
     wh = tmp_path / 'w.duckdb'
-    assert run_cli(capsys, 'ingest', '--source', str(source), '--warehouse', str(wh))[0] == 0
+    assert run_cli(capsys, 'ingest', 'fashion-mnist', str(source), '--warehouse', str(wh))[0] == 0
     first = items_table(wh)
-    rc, out, _ = run_cli(capsys, 'ingest', '--source', str(source), '--warehouse', str(wh))
-    assert rc == 0 and out.startswith('ingest: 160 items') and out.count('\n') == 1
+    rc, out, _ = run_cli(capsys, 'ingest', 'fashion-mnist', str(source), '--warehouse', str(wh))
+    assert rc == 0 and out.startswith('ingest: 160 items accepted') and out.count('\n') == 1
     assert items_table(wh) == first
 
 
 @pytest.mark.parametrize('damage', ['truncate', 'garbage', 'bad_magic', 'count_mismatch'])
 def test_corrupt_idx_file_is_named_and_warehouse_kept(source, tmp_path, capsys, damage):
     wh = tmp_path / 'w.duckdb'
-    run_cli(capsys, 'ingest', '--source', str(source), '--warehouse', str(wh))
+    run_cli(capsys, 'ingest', 'fashion-mnist', str(source), '--warehouse', str(wh))
     before = items_table(wh)
     target = source / IDX_FILES['train'][0]
     raw = gzip.decompress(target.read_bytes())
@@ -40,17 +40,17 @@ def test_corrupt_idx_file_is_named_and_warehouse_kept(source, tmp_path, capsys, 
     if damage == 'count_mismatch':  # a valid file with fewer images than labels
         from lookbench.data import read_idx, write_idx
         write_idx(target, read_idx(source / IDX_FILES['test'][0]))
-    rc, _, err = run_cli(capsys, 'ingest', '--source', str(source), '--warehouse', str(wh))
+    rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(source), '--warehouse', str(wh))
     assert rc == 2 and err.startswith('error: ') and err.count('\n') == 1
     assert IDX_FILES['train'][0] in err
     assert items_table(wh) == before
 
 
 def test_missing_folder_and_wrong_source(tmp_path, capsys):
-    rc, _, err = run_cli(capsys, 'ingest', '--source', str(tmp_path / 'nope'), '--warehouse', str(tmp_path / 'w.duckdb'))
+    rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(tmp_path / 'nope'), '--warehouse', str(tmp_path / 'w.duckdb'))
     assert rc == 2 and 'nope does not exist' in err and 'apt-get install dataset-fashion-mnist' in err
     (tmp_path / 'wrong').mkdir(); (tmp_path / 'wrong' / 'README').write_text('not the data')
-    rc, _, err = run_cli(capsys, 'ingest', '--source', str(tmp_path / 'wrong'), '--warehouse', str(tmp_path / 'w.duckdb'))
+    rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(tmp_path / 'wrong'), '--warehouse', str(tmp_path / 'w.duckdb'))
     assert rc == 2 and 'train-images-idx3-ubyte.gz is missing' in err
     assert not (tmp_path / 'w.duckdb').exists()
 
