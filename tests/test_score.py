@@ -52,6 +52,15 @@ def test_cli_scores_once_quarantines_corrupt_images_and_says_when_nothing_is_new
         assert con.execute("SELECT count(*) FROM runs WHERE kind = 'score' AND status = 'finished'").fetchone()[0] == 2
     assert main(['score', '--label-set', 'tone=dark,light', '--device', 'cpu', '-w', wh]) == 0
     assert capsys.readouterr().out.strip() == f"score: nothing new to score for {catalog['model_id']}"
+    # the scored embeddings answer searches: a text query, and products similar to one product
+    assert main(['search', 'ankle boot', '-k', '3', '--device', 'cpu', '-w', wh]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ['item_id', 'score', 'label', 'caption'] and len(lines) == 4
+    assert main(['similar', 'fmnist-test-00001', '-k', '2', '-w', wh]) == 0
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 3 and 'fmnist-test-00001 ' not in out
+    assert main(['similar', 'no-such-item', '-w', wh]) == 2
+    assert "item 'no-such-item' has no embedding" in capsys.readouterr().err
 
 
 def test_cli_score_needs_a_promoted_model(source, tmp_path, capsys):
