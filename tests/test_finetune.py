@@ -53,7 +53,9 @@ def test_cli_finetune_registers_and_gates(con, tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith('finetune: ft:') and ('promoted' in out)
     with connect(wh, read_only=True) as c:
-        (fp, spec), = c.execute('SELECT model_id, spec FROM models').fetchall()
+        # two rows: the base (the warehouse's first model, registered and promoted first) and the tuned model
+        assert c.execute("SELECT count(*), count(*) FILTER (spec LIKE 'ft:%') FROM models").fetchone() == (2, 1)
+        fp, spec = c.execute("SELECT model_id, spec FROM models WHERE spec LIKE 'ft:%'").fetchone()
         assert c.execute("SELECT count(*) FROM metrics WHERE metric LIKE 'wiseft@%'").fetchone()[0] > 0
     assert main(['promote', fp, '--warehouse', wh]) == 0
     assert 'promote: ' in capsys.readouterr().out
