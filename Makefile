@@ -14,18 +14,21 @@ export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
 export TOKENIZERS_PARALLELISM := false
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
-# Metaflow names runs after the user and refuses to start without one (containers often have no USERNAME).
-export USERNAME ?= $(shell id -un 2>/dev/null || echo lookbench)
+# Metaflow names runs after the user and refuses to start without one: it skips root, the usual user in a container,
+# even in METAFLOW_USER, so root's runs go under 'lookbench'. Jupyter refuses to run as root unless told --allow-root.
+export METAFLOW_USER ?= $(or $(filter-out root,$(shell id -un 2>/dev/null)),lookbench)
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
+WAREHOUSE ?= data/warehouse.duckdb
 
 SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10 --env--ft_max_train 500
 
-.PHONY: setup data build smoke flow test lab clean
+.PHONY: setup data build smoke flow test test-fast lab clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml jupyter_server_config.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[dev]'
 	# Ploomber's server extension wraps Jupyter's contents manager and breaks on the async default
 	# ('coroutine' object is not subscriptable); a sync base class fixes it. Jupyter reads the venv's config dir.
 	mkdir -p $(VENV)/etc/jupyter && cp jupyter_server_config.json $(VENV)/etc/jupyter/jupyter_server_config.json
@@ -40,16 +43,22 @@ build: data
 smoke: data
 	$(BIN)/ploomber build $(SMOKE)
 
-# The batch job on Metaflow, over the main build's warehouse (2 shards here; `--with batch` or `--with kubernetes` elsewhere)
+# The batch job on Metaflow, over the main build's warehouse (2 shards here; `--with batch` or `--with kubernetes`
+# elsewhere). `make flow WAREHOUSE=path FLOW_ARGS='--device cpu'` for another warehouse or flow options.
 flow: setup
-	$(BIN)/python flows/score_flow.py run --shards 2
+	$(BIN)/python flows/score_flow.py run --shards 2 --warehouse $(WAREHOUSE) $(FLOW_ARGS)
 
-test: setup
-	WANDB_MODE=disabled $(BIN)/python -m pytest
+# The fast layer (about a minute): unit tests, ruff, and every notebook's own checks. Run it often.
+test-fast: setup
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow"
 	WANDB_MODE=disabled $(BIN)/nbdev_test --n_workers 2
 
+# Everything: the fast layer first, then whole pipeline builds, the Metaflow flow, servers and hard kills (tests/e2e).
+test: test-fast
+	WANDB_MODE=disabled $(BIN)/python -m pytest -m slow
+
 lab: setup
-	$(BIN)/jupyter lab
+	$(BIN)/jupyter lab $(ALLOW_ROOT)
 
 clean:
 	rm -rf data/smoke reports/smoke data/receipts data/staging reports/*.ipynb reports/*.html

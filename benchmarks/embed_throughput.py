@@ -6,34 +6,41 @@ Baseline: for each item, read its PNG from the warehouse, PIL-decode, preprocess
 one row. Ours: `lookbench.embed.embed_images` (chunked reads, DataLoader, batched forward, one insert per chunk).
 Both run in this one process, one after the other, on fresh warehouses with the same items.
 """
-import argparse, io, tempfile, time
+import argparse
+import io
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from lookbench.data import load_fashion_mnist, write_items
-from lookbench.embed import EMBEDDINGS_SCHEMA, embed_images
+from lookbench.catalog import write_items
+from lookbench.data import load_fashion_mnist
+from lookbench.embed import embed_images
 from lookbench.models import load_model
+from lookbench.schema import ensure_tables
 from lookbench.warehouse import connect
 
 
 def plain_loop(con, model):
-    con.execute(EMBEDDINGS_SCHEMA)
+    ensure_tables(con, 'embeddings')
     ids = [r[0] for r in con.execute('SELECT item_id FROM items ORDER BY item_id').fetchall()]
     for item_id in ids:
         blob = con.execute('SELECT image FROM items WHERE item_id = ?', [item_id]).fetchone()[0]
         x = model.preprocess(Image.open(io.BytesIO(blob)))[None]
         vec = model.image_features(x)[0].cpu().numpy().astype(np.float32)
-        con.execute("INSERT INTO embeddings VALUES (?, 'image', ?, ?)", [model.feature_fingerprint, item_id, vec.tolist()])
+        con.execute("INSERT INTO embeddings VALUES (?, 'image', ?, ?)",
+                    [model.feature_fingerprint, item_id, vec.tolist()])
     return len(ids)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--n', type=int, default=1024, help='items to embed (half from each original split)')
-    ap.add_argument('--model', default='lit'); ap.add_argument('--source', default='auto')
+    ap.add_argument('--model', default='lit')
+    ap.add_argument('--source', default='auto')
     ap.add_argument('--batch-size', type=int, default=64)
     a = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -42,14 +49,20 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         results = {}
         for name in ('plain loop', 'embed_images'):
-            con = connect(Path(d) / f'{name.replace(" ", "_")}.duckdb'); write_items(con, items, labels)
+            con = connect(Path(d) / f'{name.replace(" ", "_")}.duckdb')
+            write_items(con, items, labels)
             t0 = time.perf_counter()
-            n = plain_loop(con, model) if name == 'plain loop' else embed_images(con, model, batch_size=a.batch_size, progress=False)['embedded']
+            if name == 'plain loop':
+                n = plain_loop(con, model)
+            else:
+                n = embed_images(con, model, batch_size=a.batch_size, progress=False)['embedded']
             results[name] = n / (time.perf_counter() - t0)
             con.close()
     print(f"model: {model.name}  items: {len(items)}  threads: {torch.get_num_threads()}")
-    for name, ips in results.items(): print(f"{name:>14}: {ips:8.1f} images/s")
+    for name, ips in results.items():
+        print(f"{name:>14}: {ips:8.1f} images/s")
     print(f"{'ratio':>14}: {results['embed_images'] / results['plain loop']:8.2f}x (embed_images / plain loop)")
 
 
-if __name__ == '__main__': main()
+if __name__ == '__main__':
+    main()

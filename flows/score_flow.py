@@ -24,7 +24,8 @@ class ScoreFlow(FlowSpec):
         from lookbench.warehouse import connect
         from lookbench.score import ScoreConfig, start_scoring, split_shards
         with connect(self.warehouse) as con:  # the only writer; closed before the shards open it read-only
-            plan = start_scoring(con, self.model, ScoreConfig(batch_size=self.batch_size, limit=self.limit or None), device=self.device)
+            cfg = ScoreConfig(batch_size=self.batch_size, limit=self.limit or None)
+            plan = start_scoring(con, self.model, cfg, device=self.device)
         plan.pop('model')  # a loaded model is not an artifact: each shard loads its own
         self.plan, self.todo = plan, len(plan['todo'])
         self.shard_ids = split_shards(plan.pop('todo'), self.shards)
@@ -35,11 +36,12 @@ class ScoreFlow(FlowSpec):
     def score_shard(self):
         import time
         from lookbench.warehouse import connect
-        from lookbench.score import ScoreConfig, build_classifiers, load_scoring_model, score_items, stage_scores
+        from lookbench.registry import load_resolved
+        from lookbench.score import ScoreConfig, build_classifiers, score_items, stage_scores
         t0, self.staged = time.perf_counter(), None
         if self.input:
             with connect(self.warehouse, read_only=True) as con:
-                model = load_scoring_model(dict(self.plan['target']), self.device)
+                model = load_resolved(dict(self.plan['target']), self.device)
                 frames = score_items(con, model, self.plan['target']['model_id'], list(self.input),
                                      build_classifiers(model, self.plan['label_sets']), self.plan['run_id'],
                                      ScoreConfig(**self.plan['cfg']), self.plan['label_sets'])
@@ -49,9 +51,11 @@ class ScoreFlow(FlowSpec):
 
     @step
     def join(self, inputs):
-        import shutil, time
+        import shutil
+        import time
         from lookbench.warehouse import connect
-        from lookbench.score import finish_scoring, load_scoring_model, load_staged
+        from lookbench.registry import load_resolved
+        from lookbench.score import finish_scoring, load_staged
         self.merge_artifacts(inputs, include=['plan', 'todo'])
         staged = [i.staged for i in inputs if i.staged]
         self.summary = dict(self.plan['target'], nothing_new=not staged, scored=0, quarantined=0)
@@ -59,11 +63,13 @@ class ScoreFlow(FlowSpec):
             t0 = time.perf_counter()
             with connect(self.warehouse) as con:
                 counts = load_staged(con, staged, self.plan['target']['model_id'])
-                model = load_scoring_model(dict(self.plan['target']), self.device)
+                model = load_resolved(dict(self.plan['target']), self.device)
                 r = finish_scoring(con, model, self.plan, counts['scored'], counts['quarantined'],
                                    max(i.seconds for i in inputs) + time.perf_counter() - t0)
-            shutil.rmtree(f"{self.staging}/{self.plan['run_id']}", ignore_errors=True)  # loaded and committed: the warehouse has it all
-            self.summary = {k: v for k, v in r.items() if k != 'drift'} | dict(drift_flagged=bool(len(r['drift']) and r['drift'].flagged.any()))
+            # loaded and committed: the warehouse has it all
+            shutil.rmtree(f"{self.staging}/{self.plan['run_id']}", ignore_errors=True)
+            flagged = bool(len(r['drift']) and r['drift'].flagged.any())
+            self.summary = {k: v for k, v in r.items() if k != 'drift'} | dict(drift_flagged=flagged)
         self.next(self.end)
 
     @step

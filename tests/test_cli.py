@@ -1,14 +1,18 @@
-"The console command runs every step of the slice on a fixture and prints one summary line per step."
+"""The console command runs every step of the slice on a fixture, prints one summary line per step, and takes its
+defaults from the library's configs."""
 import pytest
+import typer
 
-from lookbench.cli import main
+from lookbench.cli import app, main
 from lookbench.warehouse import connect
 
 
 def test_cli_steps_end_to_end(source, tmp_path, capsys):
     wh, heads = str(tmp_path / 'w.duckdb'), str(tmp_path / 'heads.pt')
-    steps = [['ingest', 'fashion-mnist', str(source)], ['splits', '--val-pct', '20', '--heldout', 'Bag', '--heldout', 'Sandal'],
-             ['embed', '--device', 'cpu'], ['align', '--out', heads, '--epochs', '3', '--batch-size', '32', '--device', 'cpu'],
+    steps = [['ingest', 'fashion-mnist', str(source)],
+             ['splits', '--val-pct', '20', '--heldout', 'Bag', '--heldout', 'Sandal'],
+             ['embed', '--device', 'cpu'],
+             ['align', '--out', heads, '--epochs', '3', '--batch-size', '32', '--device', 'cpu'],
              ['evaluate', '--model', 'lit', '--model', f'lit:{heads}', '--device', 'cpu']]
     for args in steps:
         assert main(args + ['--warehouse', wh]) == 0, args
@@ -18,7 +22,9 @@ def test_cli_steps_end_to_end(source, tmp_path, capsys):
     with connect(wh, read_only=True) as con:
         kinds = con.execute('SELECT kind, count(*) FROM runs GROUP BY kind ORDER BY kind').fetchall()
         assert kinds == [('align', 1), ('evaluate', 2)]
-        assert con.execute("SELECT count(DISTINCT fingerprint) FROM metrics WHERE class_set = 'heldout'").fetchone()[0] == 2
+        sql = "SELECT count(DISTINCT fingerprint) FROM metrics WHERE class_set = 'heldout'"
+        heldout_runs = con.execute(sql).fetchone()
+        assert heldout_runs == (2,)
     # rerunning embed finds nothing new to embed
     assert main(['embed', '--device', 'cpu', '--warehouse', wh]) == 0
     assert 'embed: 0 images and 0 texts' in capsys.readouterr().out
@@ -34,3 +40,19 @@ def test_cli_needs_earlier_steps(tmp_path, capsys):
     connect(wh).close()
     assert main(['splits', '--warehouse', wh]) == 2
     assert 'table `items` is missing' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('command, config, names', [
+    ('finetune', 'lookbench.finetune:FinetuneConfig',
+     ['epochs', 'batch_size', 'accum_steps', 'lr', 'lock', 'unlock_last', 'max_train']),
+    ('align', 'lookbench.align:AlignConfig', ['epochs', 'batch_size', 'lr']),
+    ('score', 'lookbench.score:ScoreConfig', ['limit', 'batch_size', 'chunk_size', 'reuse_features']),
+    ('ingest', 'lookbench.catalog:QualityConfig', ['max_quarantine_pct', 'rare_classes', 'min_class_count'])])
+def test_cli_defaults_are_the_configs(command, config, names):
+    "The command line and a notebook that builds the config run the same (they once disagreed on lr and unlock_last)"
+    import importlib
+    module, cls = config.split(':')
+    defaults = getattr(importlib.import_module(module), cls)()
+    params = {p.name: p.default for p in typer.main.get_command(app).commands[command].params}
+    for name in names:
+        assert params[name] == getattr(defaults, name), (command, name)

@@ -1,21 +1,27 @@
 "Bad input gets a one-line error naming the file, and the last good warehouse is untouched."
-import gzip, http.server, threading, functools
-from pathlib import Path
+import functools
+import gzip
+import http.server
+import threading
 
 import pytest
 
 from lookbench.cli import main
 from lookbench import data
-from lookbench.data import IDX_FILES, download_fashion_mnist, resolve_source
+from lookbench.data import IDX_FILES, download_fashion_mnist, read_idx, resolve_source
+from lookbench.testing import write_idx
 from lookbench.warehouse import LookbenchError, connect
 
 
 def run_cli(capsys, *args):
-    rc = main(list(args)); out = capsys.readouterr(); return rc, out.out, out.err
+    rc = main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
 def items_table(path):
-    with connect(path, read_only=True) as con: return con.execute('SELECT * EXCLUDE (batch_id) FROM items ORDER BY item_id').fetchall()
+    with connect(path, read_only=True) as con:
+        return con.execute('SELECT * EXCLUDE (batch_id) FROM items ORDER BY item_id').fetchall()
 
 
 def test_ingest_twice_is_idempotent(source, tmp_path, capsys):
@@ -34,11 +40,13 @@ def test_corrupt_idx_file_is_named_and_warehouse_kept(source, tmp_path, capsys, 
     before = items_table(wh)
     target = source / IDX_FILES['train'][0]
     raw = gzip.decompress(target.read_bytes())
-    if damage == 'truncate': target.write_bytes(target.read_bytes()[:len(target.read_bytes()) // 2])
-    if damage == 'garbage': target.write_bytes(b'\x00' * 100)
-    if damage == 'bad_magic': target.write_bytes(gzip.compress(b'\x00\x00\x09\x03' + raw[4:]))
+    if damage == 'truncate':
+        target.write_bytes(target.read_bytes()[:len(target.read_bytes()) // 2])
+    if damage == 'garbage':
+        target.write_bytes(b'\x00' * 100)
+    if damage == 'bad_magic':
+        target.write_bytes(gzip.compress(b'\x00\x00\x09\x03' + raw[4:]))
     if damage == 'count_mismatch':  # a valid file with fewer images than labels
-        from lookbench.data import read_idx, write_idx
         write_idx(target, read_idx(source / IDX_FILES['test'][0]))
     rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(source), '--warehouse', str(wh))
     assert rc == 2 and err.startswith('error: ') and err.count('\n') == 1
@@ -47,17 +55,20 @@ def test_corrupt_idx_file_is_named_and_warehouse_kept(source, tmp_path, capsys, 
 
 
 def test_missing_folder_and_wrong_source(tmp_path, capsys):
-    rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(tmp_path / 'nope'), '--warehouse', str(tmp_path / 'w.duckdb'))
+    wh = str(tmp_path / 'w.duckdb')
+    rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(tmp_path / 'nope'), '--warehouse', wh)
     assert rc == 2 and 'nope does not exist' in err and 'apt-get install dataset-fashion-mnist' in err
-    (tmp_path / 'wrong').mkdir(); (tmp_path / 'wrong' / 'README').write_text('not the data')
-    rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(tmp_path / 'wrong'), '--warehouse', str(tmp_path / 'w.duckdb'))
+    (tmp_path / 'wrong').mkdir()
+    (tmp_path / 'wrong' / 'README').write_text('not the data')
+    rc, _, err = run_cli(capsys, 'ingest', 'fashion-mnist', str(tmp_path / 'wrong'), '--warehouse', wh)
     assert rc == 2 and 'train-images-idx3-ubyte.gz is missing' in err
     assert not (tmp_path / 'w.duckdb').exists()
 
 
 def test_auto_source_says_how_to_get_the_data(tmp_path, monkeypatch):
     monkeypatch.setattr(data, 'SOURCE_CANDIDATES', (str(tmp_path / 'a'), str(tmp_path / 'b')))
-    with pytest.raises(LookbenchError, match='apt-get install dataset-fashion-mnist'): resolve_source('auto')
+    with pytest.raises(LookbenchError, match='apt-get install dataset-fashion-mnist'):
+        resolve_source('auto')
 
 
 @pytest.fixture

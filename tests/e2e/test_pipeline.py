@@ -1,0 +1,105 @@
+"""`ploomber build` runs the whole DAG on every catalog layout, reruns nothing when nothing changed, and only what a
+change touches. The three full builds run side by side, once per session, and the tests share them."""
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import ROOT, BIN
+from lookbench.testing import make_fixture_source, make_kagl_fixture, make_manifest_fixture
+from lookbench.warehouse import connect
+
+TASKS = {'ingest', 'splits', 'quality', 'embed', 'align', 'finetune', 'evaluate', 'score', 'report'}
+SMALL = dict(epochs=3, device='cpu', ft_epochs=1, ft_max_train=64)
+
+
+def start_build(out, source, threads=None, **env):
+    "Start `ploomber build` into `out`/data and `out`/reports; returns the process"
+    args = {'data': out / 'data', 'reports': out / 'reports', 'source': source, **SMALL, **env}
+    cmd = [str(BIN / 'ploomber'), 'build'] + [a for k, v in args.items() for a in (f'--env--{k}', str(v))]
+    environ = {**os.environ, 'PATH': f"{BIN}:{os.environ['PATH']}"}
+    if threads:  # builds side by side on a small machine: one thread each, or they fight over the cores
+        environ |= dict(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return subprocess.Popen(cmd, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_build(p)->dict:
+    "Wait for a build; return {task: whether it ran} and its output"
+    stdout, stderr = p.communicate(timeout=1200)
+    assert p.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    ran = {m.group(1): m.group(2) == 'True' for m in re.finditer(r'^(\w+)\s+(True|False)\s', stdout, re.M)}
+    return dict(ran=ran, output=stdout + stderr)
+
+
+def build(out, source, **env)->dict:
+    return finish_build(start_build(out, source, **env))
+
+
+@pytest.fixture(scope='session')
+def builds(tmp_path_factory):
+    "Full builds of the default (fashion-attributes) catalog, a KAGL folder and a JSONL manifest, run side by side"
+    tmp = tmp_path_factory.mktemp('builds')
+    make_kagl_fixture(tmp / 'kagl-src')
+    manifest, exp = make_manifest_fixture(tmp / 'manifest-src', 'jsonl')
+    catalogs = dict(heldout_classes='["Watches", "Handbags"]', near_dup_bits=4)
+    specs = {'default': dict(source=make_fixture_source(tmp / 'fmnist', n_train=120, n_test=40)),
+             'kagl': dict(source=tmp / 'kagl-src', format='kagl', catalog_options='{"label_column": "articleType"}',
+                          **catalogs),
+             'manifest': dict(source=manifest, format='manifest', catalog_options=json.dumps(exp['columns']),
+                              max_quarantine_pct=10, **catalogs)}
+    running = {name: start_build(tmp / name, threads=1, **spec) for name, spec in specs.items()}
+    return {name: dict(out=tmp / name, source=specs[name]['source'], **finish_build(p)) for name, p in running.items()}
+
+
+def test_default_build_writes_every_product(builds):
+    b, out = builds['default'], builds['default']['out']
+    assert all(b['ran'].values()) and set(b['ran']) == TASKS
+    assert 'DAG build with warnings' not in b['output']  # ploomber's pyflakes pass over the task notebooks is clean
+    assert (out / 'reports' / 'report.html').stat().st_size > 50_000  # figures are embedded
+    receipt = json.loads((out / 'data' / 'receipts' / 'evaluate.json').read_text())
+    with connect(out / 'data' / 'warehouse.duckdb', read_only=True) as con:
+        run_id = receipt['runs']['lit (aligned)']['run_id']
+        stored = con.execute("SELECT value FROM metrics WHERE run_id = ? AND class_set = 'all' AND metric = 'top1'",
+                             [run_id]).fetchone()[0]
+    assert receipt['runs']['lit (aligned)']['all/top1'] == pytest.approx(stored, abs=1e-4)
+    assert 'lit (fine-tuned)' in receipt['runs']
+    assert json.loads((out / 'data' / 'receipts' / 'finetune.json').read_text())['spec'].startswith('ft:')
+    scored = json.loads((out / 'data' / 'receipts' / 'score.json').read_text())
+    assert scored['scored'] + scored['quarantined'] == 160 and not scored['nothing_new']  # every item of the catalog
+
+
+def test_reports_show_results_not_noise(builds):
+    "What a person reads: no progress bars, no widget warnings from stderr"
+    for name in builds:
+        for report in ('report.html', 'quality.html'):
+            html = (builds[name]['out'] / 'reports' / report).read_text()
+            for noise in ('IProgress not found', 'it/s]', 'Loading weights'):
+                assert noise not in html, (name, report, noise)
+
+
+@pytest.mark.parametrize('name', ['kagl', 'manifest'])
+def test_catalog_builds_show_quality_zero_shot_and_retrieval(builds, name):
+    "The same DAG runs end to end on a KAGL-layout catalog and on a manifest"
+    b, out = builds[name], builds[name]['out']
+    assert all(b['ran'].values()) and set(b['ran']) == TASKS, b['ran']
+    quality = (out / 'reports' / 'quality.html').read_text()
+    assert 'quarantine' in quality and 'image_too_small' in quality
+    with connect(out / 'data' / 'warehouse.duckdb', read_only=True) as con:
+        batch = con.execute('SELECT rows_in, accepted, quarantined FROM ingest_batches').fetchone()
+        rows_in, accepted, quarantined = batch
+        assert rows_in == accepted + quarantined and quarantined > 0
+        metrics = {r[0] for r in con.execute("SELECT DISTINCT class_set || '/' || metric FROM metrics").fetchall()}
+        assert {'heldout/top1', 'all/t2i_recall@10', 'all/i2t_mrr', 'all/category_precision@1'} <= metrics, metrics
+        assert con.execute('SELECT count(DISTINCT item_id) FROM predictions').fetchone()[0] == accepted
+    report = (out / 'reports' / 'report.html').read_text()
+    assert 't2i_recall@10' in report and 'search:' in report
+
+
+def test_rebuild_reruns_nothing_then_only_downstream(builds):
+    "Runs last: it changes the default build (a new epochs value reruns align and everything after it)"
+    out, source = builds['default']['out'], builds['default']['source']
+    assert not any(build(out, source)['ran'].values())
+    ran = build(out, source, epochs=4)['ran']
+    assert {t for t, r in ran.items() if r} == {'align', 'finetune', 'evaluate', 'score', 'report'}
