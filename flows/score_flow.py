@@ -59,11 +59,14 @@ class ScoreFlow(FlowSpec):
         self.merge_artifacts(inputs, include=['plan', 'todo'])
         staged = [i.staged for i in inputs if i.staged]
         self.summary = dict(self.plan['target'], nothing_new=not staged, scored=0, quarantined=0)
-        if staged:
+        # a run id means work: new items, or an earlier batch whose drift check a killed run never made
+        if self.plan['run_id']:
             t0 = time.perf_counter()
+            model = load_resolved(dict(self.plan['target']), self.device)
+            counts = dict(scored=0, quarantined=0)
             with connect(self.warehouse) as con:
-                counts = load_staged(con, staged, self.plan['target']['model_id'])
-                model = load_resolved(dict(self.plan['target']), self.device)
+                if staged:
+                    counts = load_staged(con, staged, self.plan['target']['model_id'])
                 r = finish_scoring(con, model, self.plan, counts['scored'], counts['quarantined'],
                                    max(i.seconds for i in inputs) + time.perf_counter() - t0)
             # loaded and committed: the warehouse has it all

@@ -47,7 +47,8 @@ def test_cli_needs_earlier_steps(tmp_path, capsys):
      ['epochs', 'batch_size', 'accum_steps', 'lr', 'lock', 'unlock_last', 'max_train']),
     ('align', 'lookbench.align:AlignConfig', ['epochs', 'batch_size', 'lr']),
     ('score', 'lookbench.score:ScoreConfig', ['limit', 'batch_size', 'chunk_size', 'reuse_features']),
-    ('ingest', 'lookbench.catalog:QualityConfig', ['max_quarantine_pct', 'rare_classes', 'min_class_count'])])
+    ('ingest', 'lookbench.catalog:QualityConfig', ['max_quarantine_pct', 'rare_classes', 'min_class_count', 'image_root',
+                                                   'allow_private_urls', 'max_caption_chars'])])
 def test_cli_defaults_are_the_configs(command, config, names):
     "The command line and a notebook that builds the config run the same (they once disagreed on lr and unlock_last)"
     import importlib

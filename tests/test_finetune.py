@@ -1,5 +1,6 @@
 "Fine-tuning: every backend learns, a killed run resumes to the same weights, the CLI registers and gates models."
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,3 +72,39 @@ def test_cli_finetune_registers_and_gates(con, tmp_path, capsys, tiny_open_clip)
     assert main(['promote', fp, '--warehouse', wh]) == 0
     assert 'promote: ' in capsys.readouterr().out
     assert load_model(spec, device='cpu').fingerprint == fp
+
+
+def test_resume_under_other_settings_is_refused(con, tmp_path, capsys, tiny_open_clip, tiny_hf_clip):
+    "A resumed run must be the run its checkpoint records: another --lr, --lock or --base is refused in one line"
+    wh = con.execute('SELECT path FROM duckdb_databases() WHERE database_name = current_database()').fetchone()[0]
+    con.close()
+    args = ['finetune', '--base', tiny_open_clip, '--out', str(tmp_path / 'ft'), '--epochs', '1', '--batch-size', '16',
+            '--device', 'cpu', '--warehouse', wh]
+    assert main(args) == 0
+    capsys.readouterr()
+    for change, says in ((['--lr', '1e-3'], 'it was trained with lr=1e-05 and this run asks for lr=0.001'),
+                         (['--lock', 'text'], "it was trained with lock='none' and this run asks for lock='text'")):
+        assert main(args + ['--resume'] + change) == 2
+        err = capsys.readouterr().err
+        assert err.startswith('error: cannot resume') and says in err and err.count('\n') == 1, err
+    other = [a if a != tiny_open_clip else tiny_hf_clip for a in args]
+    assert main(other + ['--resume']) == 2
+    assert 'it was fine-tuned from open_clip:local-dir:' in capsys.readouterr().err
+
+
+def test_registered_checkpoints_load_from_anywhere(con, tmp_path, capsys, monkeypatch, tiny_open_clip):
+    "A relative --out is recorded as an absolute path, so cron or Metaflow, in another directory, load the model"
+    wh = con.execute('SELECT path FROM duckdb_databases() WHERE database_name = current_database()').fetchone()[0]
+    con.close()
+    monkeypatch.chdir(tmp_path)
+    assert main(['finetune', '--base', tiny_open_clip, '--out', 'ft1', '--epochs', '1', '--batch-size', '16',
+                 '--device', 'cpu', '--warehouse', wh]) == 0
+    with connect(wh, read_only=True) as c:
+        spec = c.execute("SELECT spec FROM models WHERE spec LIKE 'ft:%'").fetchone()[0]
+    assert spec.startswith(f'ft:{tmp_path.resolve()}/ft1/best-finetune-'), spec
+    (tmp_path / 'elsewhere').mkdir()
+    monkeypatch.chdir(tmp_path / 'elsewhere')
+    assert load_model(spec, device='cpu').spec == spec
+    Path(spec[3:]).unlink()  # a registered checkpoint gone: say which, and of which model
+    assert main(['score', '--model', spec, '--device', 'cpu', '--warehouse', wh]) == 2
+    assert f'checkpoint {spec[3:]} of registered model' in capsys.readouterr().err

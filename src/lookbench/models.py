@@ -23,9 +23,10 @@ from .warehouse import LookbenchError
 
 # %% auto #0
 __all__ = ['IMAGE_FEATURES', 'TEXT_FEATURES', 'TextBatch', 'ImageTextModel', 'hash_file', 'hash_state', 'LitConfig',
-           'load_efficientnet_lite0', 'quiet_loading', 'load_minilm', 'LitTowers', 'LitHeads', 'LitModel', 'save_lit',
-           'load_lit', 'OpenClipModel', 'load_open_clip', 'HFClipModel', 'load_hf_clip', 'select_trainable',
-           'load_checkpoint', 'tuned_name', 'load_finetuned', 'resolve_device', 'load_model']
+           'load_efficientnet_lite0', 'quiet_loading', 'load_minilm', 'LitTowers', 'LitHeads', 'LitModel',
+           'read_checkpoint', 'save_lit', 'load_lit', 'OpenClipModel', 'load_open_clip', 'HFClipModel', 'load_hf_clip',
+           'select_trainable', 'load_checkpoint', 'tuned_name', 'load_finetuned', 'resolve_device', 'absolute_spec',
+           'load_model']
 
 # %% ../../nbs/08_models.ipynb #0a3e74bb
 class TextBatch(list):
@@ -211,7 +212,20 @@ class LitModel(ImageTextModel):
         if _needs_grad(self.towers):
             self.towers.tuned = hash_state(self.towers)[:12]
 
-# %% ../../nbs/08_models.ipynb #4c888cd5
+# %% ../../nbs/08_models.ipynb #64ce584b
+def read_checkpoint(path, what:str='lookbench checkpoint', keys=())->dict:
+    "Load a checkpoint with `weights_only=True`, or say in one line that `path` is not one (and lacks which of `keys`)"
+    try:
+        ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:120] if str(e).strip() else ''
+        raise LookbenchError(f"{path} is not a {what} ({type(e).__name__}: {first})") from None
+    missing = [k for k in keys if not isinstance(ck, dict) or k not in ck]
+    if missing:
+        raise LookbenchError(f"{path} is not a {what}: it has no {missing[0]!r}")
+    return ck
+
+# %% ../../nbs/08_models.ipynb #bca309a6
 def save_lit(model:LitModel, path:str|Path, **extra)->Path:
     "Save the LiT heads and config to `path` atomically (temp file, then rename)"
     path = Path(path)
@@ -228,13 +242,13 @@ def load_lit(path:str|Path|None=None, device='cpu', towers:LitTowers|None=None)-
         return LitModel(LitConfig(), towers=towers).to(device).eval()
     if not Path(path).is_file():
         raise LookbenchError(f"LiT checkpoint {path} not found: run the align step (`lookbench align`) first")
-    ck = torch.load(path, map_location='cpu', weights_only=True)
+    ck = read_checkpoint(path, 'LiT heads checkpoint (the align step writes one)', keys=('config', 'heads'))
     cfg = LitConfig(**ck['config'])
     heads = LitHeads(cfg)
     heads.load_state_dict(ck['heads'])
     return LitModel(cfg, heads=heads, towers=towers, trained=True).to(device).eval()
 
-# %% ../../nbs/08_models.ipynb #56c4aa1f
+# %% ../../nbs/08_models.ipynb #23bbbe5c
 class OpenClipModel(ImageTextModel):
     "An open_clip CLIP model behind the lookbench interface"
     def __init__(self, model, preprocess, tokenizer, name:str, identity:str):
@@ -259,7 +273,7 @@ class OpenClipModel(ImageTextModel):
         return (self.model.encode_image(pixels.to(self.device), normalize=True),
                 self.model.encode_text(self._tokens(texts), normalize=True))
 
-# %% ../../nbs/08_models.ipynb #8ed0ea36
+# %% ../../nbs/08_models.ipynb #28ab4ff9
 _WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pt', '.pth')
 
 def _open_clip_identity(name:str, pretrained:str|None, model:nn.Module)->str:
@@ -285,7 +299,7 @@ def load_open_clip(name:str, pretrained:str|None=None, device='cpu')->OpenClipMo
     display = name + (f"@{pretrained}" if pretrained else '')
     return OpenClipModel(model, preprocess, tokenizer, display, _open_clip_identity(name, pretrained, model))
 
-# %% ../../nbs/08_models.ipynb #763739a9
+# %% ../../nbs/08_models.ipynb #862b034d
 class HFClipModel(ImageTextModel):
     "A `transformers` CLIPModel (e.g. FashionCLIP) behind the lookbench interface"
     def __init__(self, model, tokenizer, image_processor, name:str, identity:str):
@@ -315,7 +329,7 @@ class HFClipModel(ImageTextModel):
     def train_forward(self, pixels, texts):
         return F.normalize(self._image(pixels), dim=-1), F.normalize(self._text(texts), dim=-1)
 
-# %% ../../nbs/08_models.ipynb #ca0bb282
+# %% ../../nbs/08_models.ipynb #477c1080
 def load_hf_clip(name_or_path:str, device='cpu')->HFClipModel:
     "A `transformers` CLIPModel with its tokenizer and image processor, from the hub or a local folder"
     from transformers import CLIPModel, AutoTokenizer, CLIPImageProcessor
@@ -332,7 +346,7 @@ def load_hf_clip(name_or_path:str, device='cpu')->HFClipModel:
     identity = hash_state(model)[:12] if Path(name_or_path).is_dir() else name_or_path
     return HFClipModel(model, tok, proc, name_or_path, identity)
 
-# %% ../../nbs/08_models.ipynb #918b7f86
+# %% ../../nbs/08_models.ipynb #c9a8fefc
 def _cant_load(spec:str, e:Exception)->LookbenchError:
     offline = os.environ.get('HF_HUB_OFFLINE', '0')
     first_line = str(e).splitlines()[0][:200] if str(e) else ''
@@ -342,7 +356,7 @@ def _cant_load(spec:str, e:Exception)->LookbenchError:
         "(e.g. `huggingface-cli download ORG/NAME --local-dir DIR`) and pass the local path: "
         "open_clip:NAME@/path/to/weights.pt, open_clip:local-dir:DIR or hf:DIR")
 
-# %% ../../nbs/08_models.ipynb #343911d4
+# %% ../../nbs/08_models.ipynb #53d30d62
 _IMAGE = re.compile(r'^(visual\.|vision_model\.|visual_projection|image_proj|towers\.image\.|heads\.image_proj)')
 _BLOCK = re.compile(r'^(.*?(?:resblocks|layers?|_blocks))\.(\d+)\.')
 _POST = ('ln_post', 'visual.proj', 'ln_final', 'text_projection', 'post_layernorm', 'visual_projection',
@@ -359,7 +373,7 @@ def _block_counts(names)->dict[str, int]:
             counts[m.group(1)] = max(counts.get(m.group(1), 0), int(m.group(2)) + 1)
     return counts
 
-# %% ../../nbs/08_models.ipynb #31408997
+# %% ../../nbs/08_models.ipynb #37da3b6b
 def select_trainable(model, lock:str='none', unlock_last:int=0)->dict:
     "Set requires_grad on `model.trainable_root()` by tower, lock and unlock_last; return trainable counts per tower"
     lock = lock or 'none'  # YAML/env readers may hand over None for 'none'
@@ -385,12 +399,12 @@ def select_trainable(model, lock:str='none', unlock_last:int=0)->dict:
             counts[_tower(n)] += p.numel()
     return counts
 
-# %% ../../nbs/08_models.ipynb #954b322f
+# %% ../../nbs/08_models.ipynb #8ac95e2b
 def load_checkpoint(path)->dict:
     "Load a checkpoint with `weights_only=True` (tensors and plain containers only)"
     if not Path(path).is_file():
         raise LookbenchError(f"checkpoint {path} not found: train first, or pass the right --resume path")
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return read_checkpoint(path, 'fine-tuning checkpoint (lookbench finetune writes one)', keys=('model', 'config'))
 
 def tuned_name(name:str, path)->str:
     "How a fine-tuned model names itself: its base's name and where its checkpoint lives"
@@ -409,16 +423,31 @@ def load_finetuned(path, device='cpu')->ImageTextModel:
     model.name = tuned_name(model.name, path)
     return model.eval()
 
-# %% ../../nbs/08_models.ipynb #0e792cce
+# %% ../../nbs/08_models.ipynb #c6d0463c
 def resolve_device(device:str='auto')->torch.device:
     "`auto` picks CUDA when present, else the CPU"
     if device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.device(device)
 
+def absolute_spec(spec:str)->str:
+    "`spec` with the local file or folder it names made absolute, so it means the same from any working directory"
+    backend, _, rest = spec.partition(':')
+    def absolute(path:str)->str:
+        return str(Path(path).resolve()) if path and Path(path).exists() else path
+    if backend in ('lit', 'ft', 'hf'):
+        return f'{backend}:{absolute(rest)}' if rest else spec
+    if backend != 'open_clip':
+        return spec
+    name, at, pretrained = rest.rpartition('@') if '@' in rest else (rest, '', '')
+    if name.startswith('local-dir:'):
+        name = 'local-dir:' + absolute(name.split(':', 1)[1])
+    return f'open_clip:{name}{at}{absolute(pretrained)}'
+
 def load_model(spec:str='lit', device:str='auto')->ImageTextModel:
     "Load a model from a spec: `lit`, `lit:PATH`, `open_clip:NAME[@PRETRAINED]`, `hf:NAME_OR_PATH` or `ft:CHECKPOINT`"
     dev = resolve_device(device)
+    spec = absolute_spec(spec)  # what checkpoints and the registry record must load from anywhere (cron, Metaflow)
     backend, _, rest = spec.partition(':')
     if backend == 'lit':
         model = load_lit(rest or None, device=dev)

@@ -35,7 +35,7 @@ def promoted_model(con)->dict|None:
     r = con.execute('SELECT * FROM models WHERE promoted').df()
     return r.iloc[0].to_dict() if len(r) else None
 
-# %% ../../nbs/13_registry.ipynb #ec76a553
+# %% ../../nbs/13_registry.ipynb #9517070a
 def pin_file(path:str|Path, tag:str)->Path:
     "`STEM-TAG.SUFFIX` beside `path`: a lasting copy of its bytes (not a link: `cp` over `path` must not reach it)"
     path = Path(path)
@@ -50,7 +50,7 @@ def pinned_spec(spec:str, tag:str)->str:
     "`spec` with its weights file (lit:PATH, ft:PATH) pinned by `pin_file`: the registry never names a changing file"
     backend, _, rest = spec.partition(':')
     if backend in ('lit', 'ft') and rest and Path(rest).is_file():
-        return f'{backend}:{pin_file(rest, tag)}'
+        return f'{backend}:{pin_file(Path(rest).resolve(), tag)}'
     return spec
 
 # %% ../../nbs/13_registry.ipynb #b3a62aae
@@ -77,7 +77,7 @@ def promote(con, model_id:str, baseline:float|None=None, margin:float=0.0)->dict
             con.execute('UPDATE models SET promoted = true WHERE model_id = ?', [model_id])
     return dict(promoted=ok, model_id=model_id, reason=reason)
 
-# %% ../../nbs/13_registry.ipynb #5a109633
+# %% ../../nbs/13_registry.ipynb #ed764792
 def resolve_model(con, model:str='promoted')->dict:
     "The registry row (model_id, spec, name) to use; `model_id` is None for an unregistered spec"
     if model == 'promoted':
@@ -93,8 +93,21 @@ def resolve_model(con, model:str='promoted')->dict:
             return dict(model_id=r[0], spec=r[1], name=r[2], registered=True)
     return dict(model_id=None, spec=model, name=model, registered=False)
 
+def _weights_file(spec:str)->Path|None:
+    "The checkpoint file a spec loads from, if it names one"
+    backend, _, rest = spec.partition(':')
+    if backend in ('lit', 'ft') and rest:
+        return Path(rest)
+    if backend == 'open_clip' and '@' in rest and rest.rpartition('@')[2].endswith(('.pt', '.pth', '.bin', '.safetensors')):
+        return Path(rest.rpartition('@')[2])
+    return None
+
 def load_resolved(target:dict, device:str='auto'):
     "Load the model of `target` (from `resolve_model`), failing if its weights are not the registered ones"
+    weights = _weights_file(target['spec'])
+    if target['model_id'] and weights is not None and not weights.is_file():
+        raise LookbenchError(f"checkpoint {weights} of registered model {target['model_id']} is missing: it was moved "
+                             "or deleted; put it back, or register (fine-tune) the model again")
     m = load_model(target['spec'], device).eval()
     if target['model_id'] and m.fingerprint != target['model_id']:
         raise LookbenchError(f"the weights behind {target['spec']} (fingerprint {m.fingerprint}) are not those "

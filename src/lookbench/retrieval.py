@@ -16,7 +16,7 @@ from .warehouse import LookbenchError, table_exists
 from .zeroshot import build_classifier
 
 # %% auto #0
-__all__ = ['rank_metrics', 'retrieval_scores', 'evaluate_retrieval', 'search', 'similar', 'show_results']
+__all__ = ['MAX_QUERY_CHARS', 'rank_metrics', 'retrieval_scores', 'evaluate_retrieval', 'search', 'similar', 'show_results']
 
 # %% ../../nbs/11_retrieval.ipynb #ff6e3ee3
 def rank_metrics(scores:np.ndarray,    # (queries, candidates) similarities
@@ -78,7 +78,7 @@ def evaluate_retrieval(con, model, split:str='test', progress:bool=False, store:
     r = retrieval_scores(img, img_caption, txt, img_label, cls)
     return pd.DataFrame([dict(split=split, class_set='all', metric=k, value=v) for k, v in r.items()])
 
-# %% ../../nbs/11_retrieval.ipynb #fca777e1
+# %% ../../nbs/11_retrieval.ipynb #aa462d81
 def _vectors_sql(con, dim:int)->str:
     "SQL giving (item_id, vec FLOAT[dim]) of model `$m`'s scored products, from the search copy where there is one"
     index = search_index_table(dim)
@@ -91,6 +91,8 @@ def _vectors_sql(con, dim:int)->str:
 
 def _ranked(con, model_id:str, vec:np.ndarray, k:int, exclude:str|None=None)->pd.DataFrame:
     "The `k` scored products of `model_id` closest to `vec` (item_id, score, label, caption)"
+    if k < 1:
+        raise LookbenchError(f"k={k}: ask for at least one result")
     dim = len(vec)
     hits = con.execute(f'''WITH top AS (SELECT item_id, array_cosine_similarity(vec, $q::FLOAT[{dim}]) AS score
                                         FROM ({_vectors_sql(con, dim)})
@@ -103,9 +105,15 @@ def _ranked(con, model_id:str, vec:np.ndarray, k:int, exclude:str|None=None)->pd
                              "score the catalog with it first (`lookbench score`)")
     return hits
 
-# %% ../../nbs/11_retrieval.ipynb #34e9e2d5
+# %% ../../nbs/11_retrieval.ipynb #37522334
+MAX_QUERY_CHARS = 1000  # a search query is words, not a document; longer ones are refused
+
 def search(con, model, query:str, k:int=10, model_id:str|None=None)->pd.DataFrame:
     "The `k` products whose images best match `query` (item_id, score, label, caption)"
+    if not query or not query.strip():
+        raise LookbenchError('the search query is empty: say what to look for, e.g. "navy striped dress"')
+    if len(query) > MAX_QUERY_CHARS:
+        raise LookbenchError(f"the search query has {len(query):,} characters, over {MAX_QUERY_CHARS}: shorten it")
     with torch.no_grad():
         vec = model.encode_texts([query])[0].float().cpu().numpy()
     return _ranked(con, model_id or model.fingerprint, vec, k)

@@ -8,7 +8,7 @@ from __future__ import annotations
 # %% auto #0
 __all__ = ['TABLES', 'ADDED', 'BACKFILL', 'search_index_table', 'table_spec', 'create_sql', 'column_names', 'ensure_tables']
 
-# %% ../../nbs/01_schema.ipynb #e5798c4b
+# %% ../../nbs/01_schema.ipynb #4fc73801
 TABLES = {  # name: (columns, primary key)
     # catalog: one row per accepted product; image bytes are stored normalised (RGB or L)
     'items': ("""item_id VARCHAR, source VARCHAR, orig_split VARCHAR, label VARCHAR, caption VARCHAR, image BLOB,
@@ -34,7 +34,7 @@ TABLES = {  # name: (columns, primary key)
     # every step that trains, evaluates or scores: its lineage
     'runs': ("""run_id VARCHAR, kind VARCHAR, fingerprint VARCHAR, data_snapshot VARCHAR, config JSON,
                 created_at TIMESTAMP, parent_fingerprint VARCHAR, code_version VARCHAR, status VARCHAR,
-                finished_at TIMESTAMP""", 'run_id'),
+                finished_at TIMESTAMP, process VARCHAR""", 'run_id'),
     # evaluate, finetune: per-item zero-shot predictions of an evaluation run
     'eval_predictions': ("""run_id VARCHAR, fingerprint VARCHAR, item_id VARCHAR, label VARCHAR, pred VARCHAR,
                             score DOUBLE, top5 VARCHAR[]""", ''),
@@ -57,8 +57,8 @@ TABLES = {  # name: (columns, primary key)
                            created_at TIMESTAMP""", 'model_id, label_set'),
 }
 
-# %% ../../nbs/01_schema.ipynb #f4c3f58c
-ADDED = {'runs': ['parent_fingerprint', 'code_version', 'status', 'finished_at'],
+# %% ../../nbs/01_schema.ipynb #b24bba7a
+ADDED = {'runs': ['parent_fingerprint', 'code_version', 'status', 'finished_at', 'process'],
          'quarantine': ['source_row', 'stage', 'batch_id', 'image']}
 BACKFILL = {('quarantine', 'stage'): "'splits'"}  # before catalogs had stages, only the split step quarantined rows
 

@@ -41,7 +41,7 @@ def test_a_hard_killed_job_rerun_scores_every_item_exactly_once(scoring_catalog)
     assert predictions(wh) == (160, 160)
     with connect(wh, read_only=True) as con:
         status = con.execute("SELECT status, count(*) FROM runs WHERE kind = 'score' GROUP BY 1 ORDER BY 1").fetchall()
-        assert status == [('finished', 1), ('running', 1)]
+        assert status == [('finished', 1), ('killed', 1)]  # the rerun found the killed run's process gone
         runs, n = con.execute("SELECT batch_runs, n_items FROM drift WHERE label_set = 'label'").fetchone()
         assert len(runs) == 2 and n == 160  # the killed run's items were drift-checked with the rerun's
 
@@ -58,3 +58,28 @@ def test_make_flow_scores_in_two_shards_then_finds_nothing_new(scoring_catalog, 
     assert not staging.exists() or not any(staging.iterdir())  # staged Parquet removed once loaded
     with connect(scoring_catalog['warehouse'], read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs WHERE kind = 'score' AND status = 'finished'").fetchone()[0] == 1
+
+
+SLOW_SCORER = '''
+import sys, time
+from lookbench.score import ScoreConfig, score
+def pause(k, n):
+    print(f'chunk {k}', flush=True)
+    time.sleep(1.0)  # stands in for the forward pass of a big chunk, during which the file is free
+r = score(sys.argv[1], 'promoted', ScoreConfig(chunk_size=16, reference_size=40), device='cpu', progress=False,
+          on_chunk=pause)
+print('scored', r['scored'], flush=True)
+'''
+
+
+def test_search_gets_in_while_the_batch_job_runs(scoring_catalog, capsys):
+    "The batch job holds the file only per chunk: a search from another process answers while the job goes on"
+    wh = scoring_catalog['warehouse']
+    job = subprocess.Popen([sys.executable, '-c', SLOW_SCORER, wh], env=user_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    assert job.stdout.readline().strip() == 'chunk 1', job.stderr.read()[-2000:]
+    assert main(['search', 'ankle boot', '-k', '3', '--device', 'cpu', '-w', wh]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    assert job.poll() is None  # the job was still running when the search answered
+    out, err = job.communicate(timeout=300)
+    assert job.returncode == 0 and 'scored 160' in out, err[-2000:]
