@@ -21,7 +21,7 @@ from .warehouse import LookbenchError, new_run_id, record_run, require_table, ta
 # %% auto #0
 __all__ = ['AlignConfig', 'caption_pairs', 'pair_features', 'contrastive_loss', 'train_heads', 'align_lit']
 
-# %% ../../nbs/15_align.ipynb #1acb77af
+# %% ../../nbs/15_align.ipynb #e9a65fcf
 @dataclass
 class AlignConfig:
     epochs:int = 10            # train passes (~2.5 s on 2 cores); best val loss kept; more did not help (5-30 tried)
@@ -31,6 +31,7 @@ class AlignConfig:
     warmup_steps:int = 20      # linear warmup, then cosine decay to zero
     max_logit_scale:float = math.log(100)  # CLIP's clamp: keeps the temperature from collapsing
     seed:int = 0               # batch order
+    anchor_weight:float = 0.0  # > 0: an L2 pull toward the heads' initial weights, to keep what an initialisation knew
 
 # %% ../../nbs/15_align.ipynb #a871d6f0
 def caption_pairs(con, split:str='train')->pd.DataFrame:
@@ -51,7 +52,7 @@ def pair_features(con, model, pairs:pd.DataFrame)->tuple[torch.Tensor, torch.Ten
     return (torch.from_numpy(load_vectors(con, fp, 'image', pairs.item_id.tolist())),
             torch.from_numpy(load_vectors(con, fp, 'text', pairs.caption.tolist())))
 
-# %% ../../nbs/15_align.ipynb #d217e845
+# %% ../../nbs/15_align.ipynb #a3986a71
 @torch.no_grad()
 def contrastive_loss(model, img:torch.Tensor, txt:torch.Tensor, batch_size:int=1024)->float:
     "Mean CLIP loss of `model`'s heads over (image, text) feature pairs, in batches as in training"
@@ -63,6 +64,8 @@ def train_heads(model:LitModel, train:tuple, val:tuple, cfg:AlignConfig=AlignCon
     torch.manual_seed(cfg.seed)
     heads, loss_fn = model.heads.train(), ClipLoss()
     opt = make_optimizer(heads, cfg.lr, cfg.weight_decay)
+    # what an anchor pulls toward: the weights the heads start from (a frozen head is not pulled: it cannot move)
+    anchors = [(w, w.detach().clone()) for w in (heads.image_proj.weight, heads.text_proj.weight) if w.requires_grad]
     sched = cosine_schedule(opt, cfg.warmup_steps, math.ceil(len(train[0]) / cfg.batch_size) * cfg.epochs)
     history, best, best_state, t0 = [], float('inf'), None, time.time()
     for epoch in range(cfg.epochs):
@@ -71,6 +74,8 @@ def train_heads(model:LitModel, train:tuple, val:tuple, cfg:AlignConfig=AlignCon
                 continue  # a contrastive loss needs at least one negative
             loss = loss_fn(model.project_images(train[0][idx]), model.project_texts(train[1][idx]),
                            heads.logit_scale.exp())
+            if cfg.anchor_weight:
+                loss = loss + cfg.anchor_weight * sum(((w - w0) ** 2).sum() for w, w0 in anchors)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -18,8 +18,9 @@ from .score import ScoreConfig
 from .warehouse import DEFAULT_WAREHOUSE, LookbenchError, connect, warehouse_error
 
 # %% auto #0
-__all__ = ['app', 'WAREHOUSE', 'HELDOUT', 'QUALITY', 'ALIGN', 'FINETUNE', 'SCORE', 'main', 'ingest', 'splits', 'embed', 'align',
-           'evaluate', 'finetune', 'promote', 'score', 'search', 'similar']
+__all__ = ['app', 'WAREHOUSE', 'HELDOUT', 'QUALITY', 'ALIGN', 'FINETUNE', 'SCORE', 'experiment_app', 'ROOT', 'main', 'ingest',
+           'splits', 'embed', 'align', 'evaluate', 'finetune', 'promote', 'score', 'search', 'similar',
+           'experiment_run', 'experiment_status', 'paper']
 
 # %% ../../nbs/17_cli.ipynb #fc833c2f
 app = typer.Typer(help='lookbench: CLIP-style product understanding, from catalog to metrics.',
@@ -274,3 +275,36 @@ def similar(item_id:str=typer.Argument(..., help='a product id from table `items
             raise LookbenchError(f"model {model!r} is not registered in table `models`: "
                                  "pass 'promoted' or a registered id")
         _print_hits(similar_products(con, item_id, k, target['model_id']))
+
+# %% ../../nbs/17_cli.ipynb #890d9cb7
+experiment_app = typer.Typer(help='Grids of recipes, prompts, knobs and seeds: run them, see where they stand.',
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name='experiment')
+ROOT = typer.Option(Path('data/experiments'), '--root', help='where the experiment ledger, data and heads live')
+
+@experiment_app.command('run')
+def experiment_run(file:Path=typer.Argument(..., help='an experiment file (YAML), e.g. experiments/unseen-classes.yaml'),
+                   root:Path=ROOT, progress:bool=True):
+    "Run every trial of the experiment that has not finished (a killed run resumes where it stopped)"
+    from lookbench.experiment import run_experiment
+    r = run_experiment(file, root, progress=progress)
+    print(f"experiment: {r['experiment']}: {r['ran']} trials run, {r['skipped']} already finished, of {r['trials']}")
+
+@experiment_app.command('status')
+def experiment_status(file:Path=typer.Argument(..., help='an experiment file (YAML)'), root:Path=ROOT):
+    "List the experiment's trials: their grid values, identity and state"
+    from lookbench.experiment import experiment_status as status
+    table = status(file, root)
+    print(table.to_string(index=False))
+    counts = table.status.value_counts().to_dict()
+    print(f"experiment: {len(table)} trials: " + ', '.join(f'{n} {s}' for s, n in sorted(counts.items())))
+
+@app.command()
+def paper(experiments:Path=typer.Option(Path('experiments'), help='folder of experiment files'),
+          root:Path=ROOT,
+          out:Path=typer.Option(Path('reports/paper'), help='the paper folder'), progress:bool=True):
+    "Run what is missing of every experiment, then write results.csv, tables, figures and MANIFEST.json"
+    from lookbench.paper import paper as write
+    r = write(experiments, root, out, progress=progress)
+    print(f"paper: {r['ran']} trials run, {r['skipped']} already finished; {r['rows']} result rows of "
+          f"{r['trials']} trials from {', '.join(r['experiments'])} into {r['out']}")

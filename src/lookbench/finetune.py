@@ -31,7 +31,8 @@ from .zeroshot import build_classifier
 
 # %% auto #0
 __all__ = ['FinetuneConfig', 'make_optimizer', 'warmup_cosine', 'cosine_schedule', 'clip_loss_batched', 'PairCache',
-           'save_checkpoint', 'pairs_id', 'validate', 'finetune', 'mix_states', 'wise_ft_curve', 'run_finetune']
+           'save_checkpoint', 'pairs_id', 'validate', 'val_predictions', 'finetune', 'mix_states', 'wise_ft_curve',
+           'run_finetune']
 
 # %% ../../nbs/14_finetune.ipynb #0514702b
 @dataclass
@@ -150,14 +151,20 @@ def _restore_state(path:Path, model, opt, sched, cfg:FinetuneConfig, pairs:str)-
     torch.set_rng_state(ck['rng']['torch'])
     return dict(history=ck['history'], best=ck['best'], epoch=ck['epoch'], step=ck['step'])
 
-# %% ../../nbs/14_finetune.ipynb #991aa29c
+# %% ../../nbs/14_finetune.ipynb #0c55bd0d
 @torch.no_grad()
-def validate(model, val:PairCache, classnames:list[str], batch_size:int=256)->dict:
-    "Val loss, zero-shot top-1 and weighted F1, and text-to-image recall@1/5/10 of `model` on `val`"
+def _val_embeddings(model, val:PairCache, batch_size:int)->tuple[torch.Tensor, torch.Tensor]:
+    "Normalised image and caption embeddings of the val pairs"
     model.eval()
     batches = range(0, len(val), batch_size)
     img = torch.cat([model.encode_images(val.pixels[i:i + batch_size]) for i in batches]).float()
     txt = torch.cat([model.encode_texts(val.captions[i:i + batch_size]) for i in batches]).float().to(img.device)
+    return img, txt
+
+@torch.no_grad()
+def validate(model, val:PairCache, classnames:list[str], batch_size:int=256)->dict:
+    "Val loss, zero-shot top-1 and weighted F1, and text-to-image recall@1/5/10 of `model` on `val`"
+    img, txt = _val_embeddings(model, val, batch_size)
     loss = clip_loss_batched(img, txt, model.logit_scale_param().exp(), batch_size)
     pred = (img @ build_classifier(model, classnames).float().to(img.device)).argmax(1).cpu().numpy()
     y = np.array([classnames.index(label) for label in val.labels])
@@ -167,7 +174,15 @@ def validate(model, val:PairCache, classnames:list[str], batch_size:int=256)->di
                 val_weighted_f1=float(f1_score(y, pred, average='weighted', zero_division=0)),
                 **{f'val_t2i_recall@{k}': float((hit < k).float().mean()) for k in (1, 5, 10)})
 
-# %% ../../nbs/14_finetune.ipynb #71ee05e3
+# %% ../../nbs/14_finetune.ipynb #c2ba9c4b
+@torch.no_grad()
+def val_predictions(model, val:PairCache, classnames:list[str], batch_size:int=256)->pd.DataFrame:
+    "Zero-shot prediction of `model` for each val item: item_id, label, pred"
+    img, _ = _val_embeddings(model, val, batch_size)
+    pred = (img @ build_classifier(model, classnames).float().to(img.device)).argmax(1).cpu().numpy()
+    return pd.DataFrame({'item_id': val.ids, 'label': val.labels, 'pred': [classnames[k] for k in pred]})
+
+# %% ../../nbs/14_finetune.ipynb #b4f2b27f
 def _micro_batches(n:int, cfg:FinetuneConfig, epoch:int)->list[torch.Tensor]:
     "This epoch's micro-batches: the order depends only on (seed, epoch), so a resumed run replays the ones it missed"
     order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + epoch))
@@ -196,7 +211,7 @@ def _improved(metrics:dict, best:dict, key:str)->bool:
         return True
     return metrics[key] < best[key] if key == 'val_loss' else metrics[key] > best[key]
 
-# %% ../../nbs/14_finetune.ipynb #67e7b6ac
+# %% ../../nbs/14_finetune.ipynb #6c033cfc
 def finetune(model, train:PairCache, val:PairCache, classnames:list[str], cfg:FinetuneConfig=FinetuneConfig(),
              out_dir:str|Path='data/finetune', resume:bool=False, log=None)->dict:
     "Contrastively fine-tune `model` in place; write best.pt, last.pt under `out_dir`; return history and best metrics"
@@ -252,7 +267,7 @@ def finetune(model, train:PairCache, val:PairCache, classnames:list[str], cfg:Fi
     return dict(history=pd.DataFrame(history), best=best, trainable=counts,
                 samples_per_s=seen / max(time.time() - t0, 1e-9))
 
-# %% ../../nbs/14_finetune.ipynb #1f1c676f
+# %% ../../nbs/14_finetune.ipynb #0fc61fd6
 def mix_states(base_state:dict, tuned_state:dict, alpha:float)->dict:
     "(1 - alpha) * base + alpha * tuned for floating-point tensors; the tuned value for the rest (counters, ids)"
     return {k: (1 - alpha) * base_state[k].float() + alpha * tuned_state[k].float() if base_state[k].is_floating_point()
@@ -271,7 +286,7 @@ def wise_ft_curve(con, model, base_state:dict, tuned_state:dict, alphas=(0.0, 0.
     model.refresh_identity()
     return pd.concat(rows, ignore_index=True)
 
-# %% ../../nbs/14_finetune.ipynb #d7095910
+# %% ../../nbs/14_finetune.ipynb #8dfaf515
 def _state(model)->dict:
     return {k: v.detach().clone() for k, v in model.trainable_root().state_dict().items()}
 
@@ -289,15 +304,16 @@ def _result_rows(test:pd.DataFrame, base_test:pd.DataFrame, wise:pd.DataFrame)->
     wise_rows = wise.assign(metric=wise_metric).drop(columns='alpha')
     return pd.concat([test, base_test.assign(metric='base_' + base_test.metric), wise_rows])
 
-# %% ../../nbs/14_finetune.ipynb #00a2826d
-def _register(con, model, base:dict, run_id:str, best_path:Path, result:dict, base_val:dict, margin:float)->dict:
+# %% ../../nbs/14_finetune.ipynb #2b19acb9
+def _register(con, model, base:dict, run_id:str, best_path:Path, result:dict, base_val:dict, margin:float,
+              val_items:dict)->dict:
     "Register the tuned model (and, in a warehouse without a promoted model, its base first); ask the promotion gate"
     register_model(con, f'ft:{best_path}', model.fingerprint, model.name, base['fingerprint'], run_id, 'val_top1',
-                   result['best']['val_top1'], result['best'])
+                   result['best']['val_top1'], result['best'], val_items=val_items['tuned'])
     # a warehouse's first model: its base becomes the promoted one, so scoring always has a model
     if promoted_model(con) is None:
         register_model(con, pinned_spec(base['spec'], run_id), base['fingerprint'], base['name'], '', run_id,
-                       'val_top1', base_val['val_top1'], base_val)
+                       'val_top1', base_val['val_top1'], base_val, val_items=val_items['base'])
         promote(con, base['fingerprint'])
     return promote(con, model.fingerprint, margin=margin)
 
@@ -313,7 +329,7 @@ def _log_result(run, rows:pd.DataFrame, decision:dict, preds:pd.DataFrame, label
     run.log_artifact(artifact)
     run.finish()
 
-# %% ../../nbs/14_finetune.ipynb #43cae1e6
+# %% ../../nbs/14_finetune.ipynb #1fc5dc66
 def run_finetune(con, base_spec:str, cfg:FinetuneConfig=FinetuneConfig(), out_dir='data/finetune', device:str='auto',
                  resume:bool=False, alphas=(0.0, 0.25, 0.5, 0.75, 1.0), margin:float=0.0, split:str='test')->dict:
     "Fine-tune `base_spec` on the warehouse's train split and evaluate, register and gate the result"
@@ -326,6 +342,7 @@ def run_finetune(con, base_spec:str, cfg:FinetuneConfig=FinetuneConfig(), out_di
     val = PairCache(con, model, 'val', limit=cfg.max_val, seed=cfg.seed)
     base = dict(spec=base_spec, fingerprint=model.fingerprint, name=model.name, state=_state(model))
     base_val = validate(model, val, classes)
+    val_items = dict(base=val_predictions(model, val, classes))
     base_test, _ = evaluate_zeroshot(con, model, split)
     run_id = new_run_id('finetune')
     config = dict(finetune=asdict(cfg), base_spec=base_spec, base_fingerprint=base['fingerprint'],
@@ -342,7 +359,8 @@ def run_finetune(con, base_spec:str, cfg:FinetuneConfig=FinetuneConfig(), out_di
     write_predictions(con, run_id, model.fingerprint, preds)
     record_run(con, run_id, 'finetune', model.fingerprint, config, table_snapshot(con, 'splits'),
                parent=base['fingerprint'])
-    decision = _register(con, model, base, run_id, best_path, result, base_val, margin)
+    val_items['tuned'] = val_predictions(model, val, classes)
+    decision = _register(con, model, base, run_id, best_path, result, base_val, margin, val_items)
     _log_result(run, rows, decision, preds, class_names(con), best_path, model.fingerprint, base_spec, run_id)
     return dict(run_id=run_id, model=model, fingerprint=model.fingerprint, spec=f'ft:{best_path}',
                 history=result['history'], best=result['best'], base_val=base_val, trainable=result['trainable'],

@@ -8,7 +8,7 @@ from __future__ import annotations
 # %% auto #0
 __all__ = ['TABLES', 'ADDED', 'BACKFILL', 'search_index_table', 'table_spec', 'create_sql', 'column_names', 'ensure_tables']
 
-# %% ../../nbs/01_schema.ipynb #4fc73801
+# %% ../../nbs/01_schema.ipynb #1888c950
 TABLES = {  # name: (columns, primary key)
     # catalog: one row per accepted product; image bytes are stored normalised (RGB or L)
     'items': ("""item_id VARCHAR, source VARCHAR, orig_split VARCHAR, label VARCHAR, caption VARCHAR, image BLOB,
@@ -42,6 +42,9 @@ TABLES = {  # name: (columns, primary key)
     'models': ("""model_id VARCHAR, spec VARCHAR, name VARCHAR, parent_fingerprint VARCHAR, run_id VARCHAR,
                   val_metric VARCHAR, val_value DOUBLE, metrics JSON, promoted BOOLEAN DEFAULT false,
                   created_at TIMESTAMP""", 'model_id'),
+    # registry: each registered model's val predictions, per item, for the paired promotion gate
+    'model_evals': ('model_id VARCHAR, split VARCHAR, item_id VARCHAR, label VARCHAR, pred VARCHAR',
+                    'model_id, split, item_id'),
     # score: one prediction per item, model and label set, never rewritten
     'predictions': ("""item_id VARCHAR, model_id VARCHAR, label_set VARCHAR, label VARCHAR, prob DOUBLE, top_k JSON,
                        run_id VARCHAR, scored_at TIMESTAMP""", 'item_id, model_id, label_set'),
@@ -52,6 +55,19 @@ TABLES = {  # name: (columns, primary key)
     'drift': ("""run_id VARCHAR, model_id VARCHAR, label_set VARCHAR, batch_runs VARCHAR[], n_items INTEGER,
                  n_reference INTEGER, embedding_shift DOUBLE, shift_noise DOUBLE, label_divergence DOUBLE,
                  flagged BOOLEAN, detail VARCHAR, created_at TIMESTAMP""", ''),
+    # experiment ledger: one row per experiment file as last run
+    'experiments': ("""name VARCHAR, path VARCHAR, file_sha VARCHAR, description VARCHAR, trials INTEGER,
+                       updated_at TIMESTAMP""", 'name'),
+    # experiment ledger: one row per trial (a resolved config on a data snapshot and a code version) and its state
+    'trials': ("""trial_id VARCHAR, experiment VARCHAR, config JSON, data_key VARCHAR, data_snapshot VARCHAR,
+                  code_version VARCHAR, status VARCHAR, run_id VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP,
+                  seconds DOUBLE, error VARCHAR, process VARCHAR""", 'trial_id'),
+    # experiment ledger: each trial's test metrics with their 95% bootstrap intervals over items
+    'trial_results': ("""trial_id VARCHAR, split VARCHAR, class_set VARCHAR, metric VARCHAR, value DOUBLE,
+                         ci_low DOUBLE, ci_high DOUBLE, n INTEGER""", 'trial_id, split, class_set, metric'),
+    # experiment ledger: each trial's prediction per test item and class set, for paired comparisons and calibration
+    'trial_items': ("""trial_id VARCHAR, class_set VARCHAR, item_id VARCHAR, label VARCHAR, pred VARCHAR,
+                       confidence DOUBLE""", 'trial_id, class_set, item_id'),
     # score: the train split as each model sees it, profiled once
     'drift_reference': ("""model_id VARCHAR, label_set VARCHAR, n INTEGER, mean_vec FLOAT[], label_mix JSON,
                            created_at TIMESTAMP""", 'model_id, label_set'),

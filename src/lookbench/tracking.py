@@ -10,15 +10,16 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['start_run']
 
-# %% ../../nbs/00_tracking.ipynb #ec28f3f7
+# %% ../../nbs/00_tracking.ipynb #2df08d38
 def start_run(job_type:str,       # 'align', 'evaluate', ...
               run_id:str,         # the same id as in the warehouse's `runs` and `metrics` tables
               config:dict,        # the resolved config of the run
-              project:str='lookbench'):
+              project:str='lookbench',
+              group:str|None=None): # runs that belong together, e.g. the trials of one experiment
     "Start a W&B run (offline unless `WANDB_MODE` is set) whose id matches the warehouse run id"
     import wandb
     mode = os.environ.get('WANDB_MODE', 'offline')
     folder = Path(os.environ.get('WANDB_DIR', '.'))
     folder.mkdir(parents=True, exist_ok=True)  # W&B writes into folder/wandb/
-    return wandb.init(project=project, job_type=job_type, id=run_id, name=run_id, config=config,
+    return wandb.init(project=project, job_type=job_type, id=run_id, name=run_id, config=config, group=group,
                       mode=mode, dir=str(folder), reinit='finish_previous')

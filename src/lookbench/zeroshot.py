@@ -10,9 +10,9 @@ import torch
 import open_clip
 
 # %% auto #0
-__all__ = ['FASHION_TEMPLATES', 'prompt_name', 'build_classifier', 'zero_shot_scores']
+__all__ = ['FASHION_TEMPLATES', 'PROMPT_SETS', 'prompt_name', 'build_classifier', 'zero_shot_scores']
 
-# %% ../../nbs/10_zeroshot.ipynb #c8b6c5ab
+# %% ../../nbs/10_zeroshot.ipynb #5aecbacd
 FASHION_TEMPLATES = (
     lambda c: f'a photo of a {c}.',
     lambda c: f'a product photo of a {c}.',
@@ -21,6 +21,12 @@ FASHION_TEMPLATES = (
     lambda c: f'a photo of the {c}, a type of fashion product.',
     lambda c: f'an e-commerce listing image of a {c}.',
 )
+
+PROMPT_SETS = {  # the prompt sets experiments compare (FashionCLIP users report that a full stop moves probabilities)
+    'one': (lambda c: f'a photo of a {c}.',),
+    'ensemble': FASHION_TEMPLATES,
+    'ensemble_no_period': tuple(lambda c, t=t: t(c).rstrip('.') for t in FASHION_TEMPLATES),
+}
 
 def prompt_name(label:str)->str:
     "How a stored class name reads in a sentence: 'T-shirt/top' -> 't-shirt or top'"
