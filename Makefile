@@ -58,9 +58,11 @@ test-fast: setup
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m "not slow"
 	WANDB_MODE=disabled $(BIN)/nbdev_test --n_workers 2
 
-# Everything: the fast layer first, then whole pipeline builds, the Metaflow flow, servers and hard kills (tests/e2e).
+# Everything: the fast layer first, then whole pipeline builds, the Metaflow flow, servers and hard kills (tests/e2e),
+# and the notebooks' checks flagged `#| slow` (whole experiment grids).
 test: test-fast
 	WANDB_MODE=disabled $(BIN)/python -m pytest -m slow
+	WANDB_MODE=disabled $(BIN)/nbdev_test --n_workers 2 --flags slow
 
 lab: setup
 	$(BIN)/jupyter lab $(ALLOW_ROOT)

@@ -15,12 +15,17 @@ from .models import TEXT_FEATURES, ImageTextModel, LitConfig, LitModel, LitTower
 __all__ = ['IMAGENET_CLASSES', 'RECIPES', 'FROM_AN_INITIALISATION', 'imagenet_name_embeddings', 'imagenet_logits', 'ConseModel',
            'conse_linear_heads', 'recipe_model', 'train_recipe']
 
-# %% ../../nbs/19_recipes.ipynb #44f5f106
+# %% ../../nbs/19_recipes.ipynb #b02ba84c
 IMAGENET_CLASSES = tuple(EfficientNet_B0_Weights.IMAGENET1K_V1.meta['categories'])  # shipped in torchvision, no download
+
+_NAME_EMBEDDINGS = {}  # by text tower fingerprint: a second of MiniLM work, needed by every ConSE and lit_init model
 
 def imagenet_name_embeddings(towers:LitTowers)->torch.Tensor:
     "(1000, 384) normalised MiniLM embeddings of the ImageNet class names, in the classifier's order"
-    return F.normalize(towers.text_features(list(IMAGENET_CLASSES)), dim=-1)
+    key = towers.fingerprint
+    if key not in _NAME_EMBEDDINGS:
+        _NAME_EMBEDDINGS[key] = F.normalize(towers.text_features(list(IMAGENET_CLASSES)), dim=-1)
+    return _NAME_EMBEDDINGS[key].clone()
 
 def imagenet_logits(towers:LitTowers, feats:torch.Tensor)->torch.Tensor:
     "EfficientNet-Lite0's ImageNet logits from pooled features (its own head, on what the embed step caches)"
