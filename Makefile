@@ -22,7 +22,7 @@ WAREHOUSE ?= data/warehouse.duckdb
 
 SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10 --env--ft_max_train 500
 
-.PHONY: setup data build smoke flow paper test test-fast lab clean
+.PHONY: setup data build smoke flow flow-finetune paper test test-fast lab clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml jupyter_server_config.json
@@ -47,6 +47,13 @@ smoke: data
 # elsewhere). `make flow WAREHOUSE=path FLOW_ARGS='--device cpu'` for another warehouse or flow options.
 flow: setup
 	$(BIN)/python flows/score_flow.py run --shards 2 --warehouse $(WAREHOUSE) $(FLOW_ARGS)
+
+# Fine-tuning on Metaflow: NODES machines (@parallel) x NPROC processes each (torchrun), over the main build's
+# warehouse; checkpoints in data/finetune-flow. Here: 1 node x 2 CPU processes. FLOW_ARGS: see flows/finetune_flow.py.
+NODES ?= 1
+NPROC ?= 2
+flow-finetune: setup
+	$(BIN)/python flows/finetune_flow.py run --nodes $(NODES) --nproc $(NPROC) --warehouse $(WAREHOUSE) $(FLOW_ARGS)
 
 # The experiments in experiments/ (only what is missing runs) and the paper folder reports/paper/
 # `make paper PAPER_ARGS='--env--experiments DIR'` for another folder of experiment files.

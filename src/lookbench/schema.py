@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 # %% auto #0
-__all__ = ['TABLES', 'ADDED', 'BACKFILL', 'search_index_table', 'table_spec', 'create_sql', 'column_names', 'ensure_tables']
+__all__ = ['TABLES', 'ADDED', 'BACKFILL', 'PROJ_RANK', 'search_index_table', 'proj_rank', 'table_spec', 'create_sql',
+           'column_names', 'ensure_tables']
 
-# %% ../../nbs/01_schema.ipynb #1888c950
+# %% ../../nbs/01_schema.ipynb #1b41b150
 TABLES = {  # name: (columns, primary key)
     # catalog: one row per accepted product; image bytes are stored normalised (RGB or L)
     'items': ("""item_id VARCHAR, source VARCHAR, orig_split VARCHAR, label VARCHAR, caption VARCHAR, image BLOB,
@@ -71,23 +72,34 @@ TABLES = {  # name: (columns, primary key)
     # score: the train split as each model sees it, profiled once
     'drift_reference': ("""model_id VARCHAR, label_set VARCHAR, n INTEGER, mean_vec FLOAT[], label_mix JSON,
                            created_at TIMESTAMP""", 'model_id, label_set'),
+    # search: each model's basis for exact search's bounds (d x rank, row-major), fitted on a sample of its products
+    'search_basis': ('model_id VARCHAR, dim INTEGER, basis FLOAT[], fitted_on INTEGER, kept FLOAT, fitted_at TIMESTAMP',
+                     'model_id, dim'),
 }
 
-# %% ../../nbs/01_schema.ipynb #b24bba7a
+# %% ../../nbs/01_schema.ipynb #ea6986bb
 ADDED = {'runs': ['parent_fingerprint', 'code_version', 'status', 'finished_at', 'process'],
-         'quarantine': ['source_row', 'stage', 'batch_id', 'image']}
+         'quarantine': ['source_row', 'stage', 'batch_id', 'image'],
+         'search_index_*': ['proj', 'resid']}  # every width: the bounds of exact search (`lookbench.search`)
 BACKFILL = {('quarantine', 'stage'): "'splits'"}  # before catalogs had stages, only the split step quarantined rows
 
-# %% ../../nbs/01_schema.ipynb #e8ceaa34
+# %% ../../nbs/01_schema.ipynb #6fe792d2
+PROJ_RANK = 32  # directions of a model's search basis: 32 of 256 keep ~90% of an embedding's energy
+
 def search_index_table(dim:int)->str:
     "Name of the fixed-size search copy for embeddings of width `dim`"
     return f'search_index_{int(dim)}'
+
+def proj_rank(dim:int)->int:
+    "Length of `proj` in the search copy of width `dim`"
+    return min(PROJ_RANK, int(dim))
 
 def table_spec(name:str)->tuple[list[tuple[str, str]], str]:
     "([(column, type), ...], primary key) of table `name`, search index tables included"
     if name.startswith('search_index_'):
         dim = int(name.rsplit('_', 1)[1])
-        columns, key = f'model_id VARCHAR, item_id VARCHAR, vec FLOAT[{dim}]', 'model_id, item_id'
+        columns = f'model_id VARCHAR, item_id VARCHAR, vec FLOAT[{dim}], proj FLOAT[{proj_rank(dim)}], resid FLOAT'
+        key = 'model_id, item_id'
     elif name in TABLES:
         columns, key = TABLES[name]
     else:
@@ -105,13 +117,13 @@ def column_names(name:str)->list[str]:
     "Columns of table `name`, in declared order"
     return [c for c, _ in table_spec(name)[0]]
 
-# %% ../../nbs/01_schema.ipynb #26192425
+# %% ../../nbs/01_schema.ipynb #2c28625d
 def ensure_tables(con, *names:str):
     "Create the tables `names` that are missing, and add the columns a newer version declared to those that exist"
     for name in names:
         con.execute(create_sql(name))
         types = dict(table_spec(name)[0])
-        for col in ADDED.get(name, []):
+        for col in ADDED.get(name, ADDED.get(name.rsplit('_', 1)[0] + '_*', [])):
             con.execute(f'ALTER TABLE {name} ADD COLUMN IF NOT EXISTS {col} {types[col]}')
             if (name, col) in BACKFILL:
                 con.execute(f'UPDATE {name} SET {col} = {BACKFILL[name, col]} WHERE {col} IS NULL')

@@ -21,7 +21,7 @@ from .data import IDX_FILES
 # %% auto #0
 __all__ = ['TINY_OPEN_CLIP_CFG', 'FIXTURE_CLASSES', 'FIXTURE_COLOURS', 'write_idx', 'make_fixture_source', 'fixture_warehouse',
            'make_tiny_open_clip', 'clip_bpe_tokenizer', 'make_tiny_hf_clip', 'fixture_image', 'make_kagl_fixture',
-           'make_manifest_fixture', 'make_imagefolder_fixture']
+           'make_manifest_fixture', 'make_imagefolder_fixture', 'catalog_like_vectors']
 
 # %% ../../nbs/90_testing.ipynb #e8ceb918
 def write_idx(path:str|Path, arr:np.ndarray):
@@ -225,3 +225,13 @@ def make_imagefolder_fixture(root:str|Path, per_class:int=10)->dict:
     (root/'Jeans'/'notes.txt').write_text('not an image')
     n = per_class * len(FIXTURE_CLASSES)
     return dict(rows_in=n + 1, accepted=n, reasons={'image_unreadable': 1})
+
+# %% ../../nbs/90_testing.ipynb #c2c112d7
+def catalog_like_vectors(rng:np.random.Generator, n:int, dim:int, clusters:int=1000,
+                         decay:float=0.75,  # direction i has scale i**-decay
+                         noise:float=0.5)->np.ndarray:  # spread within a cluster, relative to the clusters'
+    "n unit vectors (float32) in `clusters` clusters, with energy decaying over directions"
+    scale = (np.arange(1, dim + 1) ** -decay).astype(np.float32)
+    centres = rng.normal(size=(clusters, dim)).astype(np.float32) * scale
+    x = centres[rng.integers(0, clusters, n)] + rng.normal(size=(n, dim)).astype(np.float32) * scale * noise
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

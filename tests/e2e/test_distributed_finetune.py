@@ -1,0 +1,72 @@
+"""`lookbench finetune --nproc 2` under torchrun: it trains and registers, and a killed 2-process run resumes exactly."""
+import os
+import signal
+import subprocess
+import time
+
+import torch
+
+from conftest import BIN, ROOT
+from lookbench.models import load_checkpoint
+from lookbench.testing import fixture_warehouse, make_tiny_open_clip
+
+
+def env():
+    return {**os.environ, 'WANDB_MODE': 'disabled', 'HF_HUB_OFFLINE': '1', 'PATH': f"{BIN}:{os.environ['PATH']}"}
+
+
+def finetune_cmd(warehouse, spec, out, *extra):
+    return [str(BIN / 'lookbench'), 'finetune', '--warehouse', str(warehouse), '--base', spec, '--out', str(out),
+            '--epochs', '3', '--batch-size', '8', '--lr', '1e-4', '--device', 'cpu', *extra]
+
+
+def test_two_processes_train_register_and_resume_exactly(tmp_path):
+    fixture_warehouse(tmp_path / 'w', n_train=120, n_test=20, val_pct=20).close()
+    warehouse = tmp_path / 'w' / 'w.duckdb'
+    spec = f'open_clip:local-dir:{make_tiny_open_clip(tmp_path / "oc")}'
+
+    whole = subprocess.run(finetune_cmd(warehouse, spec, tmp_path / 'a', '--nproc', '2'), env=env(),
+                           capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert 'in 2 process(es), effective batch 16' in whole.stdout, whole.stdout
+    assert whole.stdout.count('finetune: ') == 1  # rank 0 reports, rank 1 only trains
+
+    # the same run, killed -9 (the whole process group: torchrun and both workers) once epoch 1 is checkpointed
+    job = subprocess.Popen(finetune_cmd(warehouse, spec, tmp_path / 'b', '--nproc', '2'), env=env(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    last = tmp_path / 'b' / 'last.pt'
+    deadline = time.time() + 300
+    while not last.exists() and job.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait(60)
+    killed_at = load_checkpoint(last)['epoch']
+    assert killed_at < 3, 'the run finished before it was killed: make it longer'
+    assert load_checkpoint(last)['world_size'] == 2
+
+    other = subprocess.run(finetune_cmd(warehouse, spec, tmp_path / 'b', '--resume'), env=env(),
+                           capture_output=True, text=True, timeout=600)
+    assert other.returncode == 2 and 'trained in 2 processes and this run has 1' in other.stderr, other.stderr
+    resumed = subprocess.run(finetune_cmd(warehouse, spec, tmp_path / 'b', '--nproc', '2', '--resume'), env=env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = load_checkpoint(tmp_path / 'a' / 'last.pt'), load_checkpoint(last)
+    assert (a['epoch'], a['step']) == (b['epoch'], b['step'])
+    for name, p in a['model'].items():
+        torch.testing.assert_close(b['model'][name], p, rtol=0, atol=0, msg=name)
+
+
+def test_make_flow_finetune_on_two_nodes_of_one_process(tmp_path):
+    "Metaflow's @parallel starts two 'nodes' here (two tasks on this host), each runs torchrun with one process"
+    fixture_warehouse(tmp_path / 'w', n_train=120, n_test=20, val_pct=20).close()
+    spec = f'open_clip:local-dir:{make_tiny_open_clip(tmp_path / "oc")}'
+    args = f"--base {spec} --out {tmp_path / 'ft'} --epochs 2 --batch_size 8 --device cpu"
+    cmd = ['make', '--no-print-directory', 'flow-finetune', f"WAREHOUSE={tmp_path / 'w' / 'w.duckdb'}", 'NODES=2',
+           'NPROC=1', f'FLOW_ARGS={args}']
+    p = subprocess.run(cmd, env={**env(), 'METAFLOW_HOME': str(tmp_path / 'mf')}, capture_output=True, text=True,
+                       timeout=900, cwd=ROOT)
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    out = p.stdout + p.stderr
+    assert 'node 1 of 2' in out and 'in 2 process(es), effective batch 16' in out, out[-3000:]
+    assert "fine-tune run: [('finetune-" in out
+    assert (tmp_path / 'ft' / 'last.pt').is_file()
