@@ -22,7 +22,7 @@ WAREHOUSE ?= data/warehouse.duckdb
 
 SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10 --env--ft_max_train 500
 
-.PHONY: setup data build smoke flow flow-finetune paper test test-fast lab clean
+.PHONY: setup data build smoke flow flow-finetune serve retrain paper test test-fast lab clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml jupyter_server_config.json
@@ -54,6 +54,16 @@ NODES ?= 1
 NPROC ?= 2
 flow-finetune: setup
 	$(BIN)/python flows/finetune_flow.py run --nodes $(NODES) --nproc $(NPROC) --warehouse $(WAREHOUSE) $(FLOW_ARGS)
+
+# The promoted model over HTTP (lookbench serve): http://127.0.0.1:8000/ and /docs. SERVE_ARGS for more options.
+serve: setup
+	$(BIN)/lookbench serve --warehouse $(WAREHOUSE) $(SERVE_ARGS)
+
+# New feedback after a build: merge it, then fine-tune again (with it) and rebuild everything downstream.
+retrain: setup
+	$(BIN)/ploomber task feedback --force
+	$(BIN)/ploomber task finetune --force
+	$(BIN)/ploomber build
 
 # The experiments in experiments/ (only what is missing runs) and the paper folder reports/paper/
 # `make paper PAPER_ARGS='--env--experiments DIR'` for another folder of experiment files.

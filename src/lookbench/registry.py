@@ -21,15 +21,18 @@ from .warehouse import LookbenchError, registered, table_exists, transaction
 __all__ = ['register_model', 'promoted_model', 'pin_file', 'pinned_spec', 'paired_val_difference', 'promote', 'resolve_model',
            'load_resolved']
 
-# %% ../../nbs/13_registry.ipynb #ec302378
+# %% ../../nbs/13_registry.ipynb #8082d76c
 def register_model(con, spec:str, fingerprint:str, name:str, parent:str, run_id:str, metric:str, value:float,
                    metrics:dict, val_items:pd.DataFrame|None=None)->str:
     "Add (or update) a model in the registry, with its per-item val predictions (item_id, label, pred) if given"
     with transaction(con):
         ensure_tables(con, 'models', 'model_evals')
-        con.execute('''INSERT OR REPLACE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?,
-                       coalesce((SELECT promoted FROM models WHERE model_id = ?), false), now())''',
-                    [fingerprint, spec, name, parent, run_id, metric, value, json.dumps(metrics), fingerprint])
+        con.execute('''INSERT OR REPLACE INTO models (model_id, spec, name, parent_fingerprint, run_id, val_metric,
+                       val_value, metrics, promoted, promoted_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?,
+                       coalesce((SELECT promoted FROM models WHERE model_id = ?), false),
+                       (SELECT promoted_at FROM models WHERE model_id = ?), now())''',
+                    [fingerprint, spec, name, parent, run_id, metric, value, json.dumps(metrics), fingerprint,
+                     fingerprint])
         if val_items is not None:
             con.execute("DELETE FROM model_evals WHERE model_id = ? AND split = 'val'", [fingerprint])
             rows = val_items[['item_id', 'label', 'pred']].assign(model_id=fingerprint, split='val')
@@ -79,7 +82,7 @@ def paired_val_difference(con, candidate:str, bar:str)->dict|None:
     y, a, b = (both[c].map(code).to_numpy() for c in ('label', 'pred_a', 'pred_b'))
     return paired_difference('top1', y, [a], [b], len(classes))
 
-# %% ../../nbs/13_registry.ipynb #4641836f
+# %% ../../nbs/13_registry.ipynb #6f20cffa
 def promote(con, model_id:str, baseline:float|None=None, margin:float=0.0)->dict:
     "Promote `model_id` if it beats the promoted model (else `baseline`) by more than `margin` on val; say why either way"
     ensure_tables(con, 'models')
@@ -104,7 +107,7 @@ def promote(con, model_id:str, baseline:float|None=None, margin:float=0.0)->dict
     if ok:
         with transaction(con):
             con.execute('UPDATE models SET promoted = false WHERE promoted')
-            con.execute('UPDATE models SET promoted = true WHERE model_id = ?', [model_id])
+            con.execute('UPDATE models SET promoted = true, promoted_at = now() WHERE model_id = ?', [model_id])
     return dict(promoted=ok, model_id=model_id, reason=reason, paired=paired)
 
 def _point_bar(current:dict|None, baseline:float|None)->tuple[str, float]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 __all__ = ['TABLES', 'ADDED', 'BACKFILL', 'PROJ_RANK', 'search_index_table', 'proj_rank', 'table_spec', 'create_sql',
            'column_names', 'ensure_tables']
 
-# %% ../../nbs/01_schema.ipynb #1b41b150
+# %% ../../nbs/01_schema.ipynb #da827cad
 TABLES = {  # name: (columns, primary key)
     # catalog: one row per accepted product; image bytes are stored normalised (RGB or L)
     'items': ("""item_id VARCHAR, source VARCHAR, orig_split VARCHAR, label VARCHAR, caption VARCHAR, image BLOB,
@@ -42,7 +42,7 @@ TABLES = {  # name: (columns, primary key)
     # registry: every registered model, its val metric, and which one is promoted
     'models': ("""model_id VARCHAR, spec VARCHAR, name VARCHAR, parent_fingerprint VARCHAR, run_id VARCHAR,
                   val_metric VARCHAR, val_value DOUBLE, metrics JSON, promoted BOOLEAN DEFAULT false,
-                  created_at TIMESTAMP""", 'model_id'),
+                  created_at TIMESTAMP, promoted_at TIMESTAMP""", 'model_id'),
     # registry: each registered model's val predictions, per item, for the paired promotion gate
     'model_evals': ('model_id VARCHAR, split VARCHAR, item_id VARCHAR, label VARCHAR, pred VARCHAR',
                     'model_id, split, item_id'),
@@ -72,13 +72,22 @@ TABLES = {  # name: (columns, primary key)
     # score: the train split as each model sees it, profiled once
     'drift_reference': ("""model_id VARCHAR, label_set VARCHAR, n INTEGER, mean_vec FLOAT[], label_mix JSON,
                            created_at TIMESTAMP""", 'model_id, label_set'),
+    # feedback: what the service answered (one row per logged request), what users said of it, and what was refused
+    'serving_log': ("""event_id VARCHAR, request_id VARCHAR, logged_at TIMESTAMP, endpoint VARCHAR, model_id VARCHAR,
+                       query VARCHAR, item_id VARCHAR, k INTEGER, results JSON, latency_ms DOUBLE, status INTEGER,
+                       source VARCHAR, ingested_at TIMESTAMP""", 'event_id'),
+    'feedback': ("""event_id VARCHAR, request_id VARCHAR, item_id VARCHAR, kind VARCHAR, label VARCHAR, logged_at TIMESTAMP,
+                    source VARCHAR, ingested_at TIMESTAMP""", 'event_id'),
+    'feedback_quarantine': ('source VARCHAR, event_id VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR, '
+                            'quarantined_at TIMESTAMP', 'source'),
     # search: each model's basis for exact search's bounds (d x rank, row-major), fitted on a sample of its products
     'search_basis': ('model_id VARCHAR, dim INTEGER, basis FLOAT[], fitted_on INTEGER, kept FLOAT, fitted_at TIMESTAMP',
                      'model_id, dim'),
 }
 
-# %% ../../nbs/01_schema.ipynb #ea6986bb
+# %% ../../nbs/01_schema.ipynb #3d851d60
 ADDED = {'runs': ['parent_fingerprint', 'code_version', 'status', 'finished_at', 'process'],
+         'models': ['promoted_at'],
          'quarantine': ['source_row', 'stage', 'batch_id', 'image'],
          'search_index_*': ['proj', 'resid']}  # every width: the bounds of exact search (`lookbench.search`)
 BACKFILL = {('quarantine', 'stage'): "'splits'"}  # before catalogs had stages, only the split step quarantined rows

@@ -185,12 +185,19 @@ def ann_files(con, model_id:str)->dict[str, Path]|None:
     slug = hashlib.sha1(model_id.encode()).hexdigest()[:16]
     return dict(folder=folder, meta=folder / f'{slug}.json', slug=slug)
 
-# %% ../../nbs/22_search.ipynb #c7117aef
+# %% ../../nbs/22_search.ipynb #4b050590
 @dataclass
 class AnnIndex:
     index: object                         # a usearch.index.Index
     ids: np.ndarray                       # the item id of each key (keys are positions)
     meta: dict = field(default_factory=dict)
+
+    def vector(self, item_id:str)->np.ndarray|None:
+        "The indexed vector of `item_id` (None if it is not indexed)"
+        if '_keys' not in self.__dict__:  # built on first use: a million ids take a second
+            self._keys = {str(i): k for k, i in enumerate(self.ids)}
+        key = self._keys.get(item_id)
+        return None if key is None else np.asarray(self.index.get(key), np.float32)
 
     def query(self, vec:np.ndarray, k:int, exclude:str|None=None)->pd.DataFrame:
         "The `k` nearest products to `vec` (item_id, score) by the index"

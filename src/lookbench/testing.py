@@ -21,7 +21,8 @@ from .data import IDX_FILES
 # %% auto #0
 __all__ = ['TINY_OPEN_CLIP_CFG', 'FIXTURE_CLASSES', 'FIXTURE_COLOURS', 'write_idx', 'make_fixture_source', 'fixture_warehouse',
            'make_tiny_open_clip', 'clip_bpe_tokenizer', 'make_tiny_hf_clip', 'fixture_image', 'make_kagl_fixture',
-           'make_manifest_fixture', 'make_imagefolder_fixture', 'catalog_like_vectors']
+           'make_manifest_fixture', 'make_imagefolder_fixture', 'catalog_like_vectors', 'png_bytes_of',
+           'scored_warehouse', 'free_port', 'start_server']
 
 # %% ../../nbs/90_testing.ipynb #e8ceb918
 def write_idx(path:str|Path, arr:np.ndarray):
@@ -235,3 +236,56 @@ def catalog_like_vectors(rng:np.random.Generator, n:int, dim:int, clusters:int=1
     centres = rng.normal(size=(clusters, dim)).astype(np.float32) * scale
     x = centres[rng.integers(0, clusters, n)] + rng.normal(size=(n, dim)).astype(np.float32) * scale * noise
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+# %% ../../nbs/90_testing.ipynb #a47b5e72
+def png_bytes_of(img:Image.Image)->bytes:
+    "An image's PNG bytes (an upload, in tests)"
+    buf = io.BytesIO()
+    img.save(buf, format='PNG')
+    return buf.getvalue()
+
+def scored_warehouse(folder:str|Path, n_train:int=120, n_test:int=40)->dict:
+    "A fixture warehouse whose promoted tiny open_clip model scored every product: {warehouse, spec, model_id, items}"
+    from lookbench.models import load_model
+    from lookbench.registry import promote, register_model
+    from lookbench.score import ScoreConfig, score
+    folder = Path(folder)
+    spec = f'open_clip:local-dir:{make_tiny_open_clip(folder / "oc")}'
+    with fixture_warehouse(folder, n_train=n_train, n_test=n_test, val_pct=20, heldout=['Bag']) as con:
+        model = load_model(spec, 'cpu')
+        register_model(con, spec, model.fingerprint, 'tiny', '', 'test', 'val_top1', 0.1, {})
+        promote(con, model.fingerprint)
+        r = score(con, 'promoted', ScoreConfig(reference_size=20), device='cpu', progress=False)
+    return dict(warehouse=str(folder / 'w.duckdb'), spec=spec, model_id=model.fingerprint, items=r['scored'])
+
+# %% ../../nbs/90_testing.ipynb #cac831eb
+def free_port()->int:
+    "A TCP port on 127.0.0.1 that nothing listens on now"
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+def start_server(warehouse:str|Path, *args:str, timeout:float=600)->tuple:
+    "(process, base url) of `lookbench serve` on `warehouse` with `args`, once it answers /health"
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    port, lookbench = free_port(), Path(sys.executable).parent / 'lookbench'
+    env = {**os.environ, 'WANDB_MODE': 'disabled', 'HF_HUB_OFFLINE': '1'}
+    p = subprocess.Popen([str(lookbench), 'serve', '--warehouse', str(warehouse), '--port', str(port), *args],
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    url, deadline = f'http://127.0.0.1:{port}', time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f'{url}/health', timeout=2).status_code == 200:
+                return p, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if p.poll() is not None:
+            raise RuntimeError(f"lookbench serve {' '.join(args)} exited: {p.stderr.read()[-3000:]}")
+    p.kill()
+    raise RuntimeError(f'lookbench serve did not answer /health within {timeout:.0f} s')

@@ -3,15 +3,19 @@ change touches. The three full builds run side by side, once per session, and th
 import json
 import os
 import re
+import signal
 import subprocess
+import threading
+import time
 
+import httpx
 import pytest
 
 from conftest import ROOT, BIN
-from lookbench.testing import make_fixture_source, make_kagl_fixture, make_manifest_fixture
+from lookbench.testing import make_fixture_source, make_kagl_fixture, make_manifest_fixture, start_server
 from lookbench.warehouse import connect
 
-TASKS = {'ingest', 'splits', 'quality', 'embed', 'align', 'finetune', 'evaluate', 'score', 'report'}
+TASKS = {"ingest", "splits", "quality", "feedback", "embed", "align", "finetune", "evaluate", "score", "report"}
 SMALL = dict(epochs=3, device='cpu', ft_epochs=1, ft_max_train=64)
 
 
@@ -97,9 +101,44 @@ def test_catalog_builds_show_quality_zero_shot_and_retrieval(builds, name):
     assert 't2i_recall@10' in report and 'search:' in report
 
 
-def test_rebuild_reruns_nothing_then_only_downstream(builds):
-    "Runs last: it changes the default build (a new epochs value reruns align and everything after it)"
+def test_the_served_lit_model_exports_to_onnx_with_parity(builds):
+    "The real offline model (EfficientNet-Lite0 + MiniLM + heads, fine-tuned): its ONNX graphs agree with torch"
+    warehouse = builds['kagl']['out'] / 'data' / 'warehouse.duckdb'
+    p = subprocess.run([str(BIN / 'lookbench'), 'export', 'onnx', '--warehouse', str(warehouse)], capture_output=True,
+                       text=True, timeout=900, env={**os.environ, 'WANDB_MODE': 'disabled', 'HF_HUB_OFFLINE': '1'})
+    assert p.returncode == 0 and '(ok)' in p.stdout, p.stdout + p.stderr[-3000:]
+    cosines = [float(x) for x in re.findall(r'(?:image|text) ([01]\.\d+)', p.stdout)]
+    assert len(cosines) == 2 and min(cosines) >= 0.999, p.stdout
+
+
+def test_rebuild_reruns_nothing_then_only_downstream_while_the_service_serves(builds):
+    """Runs last: it changes the default build (a new epochs value reruns align and everything after it), and the
+    service keeps answering from the same warehouse all the while, then follows the newly promoted model"""
     out, source = builds['default']['out'], builds['default']['source']
     assert not any(build(out, source)['ran'].values())
-    ran = build(out, source, epochs=4)['ran']
-    assert {t for t, r in ran.items() if r} == {'align', 'finetune', 'evaluate', 'score', 'report'}
+    warehouse = out / 'data' / 'warehouse.duckdb'
+    server, url = start_server(warehouse, '--device', 'cpu')
+    statuses, stop = [], threading.Event()
+
+    def ask():
+        while not stop.is_set():
+            statuses.append(httpx.get(f'{url}/search', params={'q': 'red dress', 'k': 5}, timeout=30).status_code)
+            time.sleep(0.2)
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        ran = build(out, source, epochs=4)['ran']  # every write of the build gets the file while the service serves
+        assert {t for t, r in ran.items() if r} == {'align', 'finetune', 'evaluate', 'score', 'report'}
+        with connect(warehouse, read_only=True) as con:
+            promoted = con.execute('SELECT model_id FROM models WHERE promoted').fetchone()[0]
+        for _ in range(300):  # the service follows the promoted model (and the products it scored)
+            if httpx.get(f'{url}/model', timeout=30).json()['model_id'] == promoted:
+                break
+            time.sleep(0.5)
+        assert httpx.get(f'{url}/model', timeout=30).json()['model_id'] == promoted
+    finally:
+        stop.set()
+        asker.join()
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)
+    assert len(statuses) > 20 and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}

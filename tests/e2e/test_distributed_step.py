@@ -1,6 +1,5 @@
 """Fine-tuning in two CPU processes (gloo): one step equals one process's step on the same global batch."""
 import os
-import socket
 
 import pytest
 import torch
@@ -9,16 +8,10 @@ import torch.multiprocessing as mp
 
 from lookbench.finetune import FinetuneConfig, accumulate_gradients, train_modules
 from lookbench.models import load_model
-from lookbench.testing import make_tiny_open_clip
+from lookbench.testing import free_port, make_tiny_open_clip
 
 CAPTIONS = ['navy blue jeans', 'red shirt', 'black watch', 'white sneakers', 'brown handbag', 'grey hoodie',
             'green dress', 'yellow scarf', 'blue tshirt', 'pink skirt', 'black boots', 'white blouse']
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def global_batch(model, n, seed=0):
