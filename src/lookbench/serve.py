@@ -86,7 +86,7 @@ def take_snapshot(warehouse:str|Path, model_id:str, snapshot:str, chunk:int=20_0
             old.unlink(missing_ok=True)
     return path
 
-# %% ../../nbs/26_serve.ipynb #c1995b1e
+# %% ../../nbs/26_serve.ipynb #703696c9
 @dataclass
 class Served:
     model: object                 # a lookbench model (torch, or OnnxModel)
@@ -105,6 +105,13 @@ class Served:
         if not hasattr(self._local, 'con'):
             self._local.con = duckdb.connect(str(self.catalog), read_only=True)
         return self._local.con
+
+    def image(self, item_id:str)->bytes:
+        "The stored image of `item_id`; 404 when the served model has not scored such a product"
+        row = self.catalog_con().cursor().execute('SELECT image FROM items WHERE item_id = ?', [item_id]).fetchall()
+        if not row or row[0][0] is None:
+            raise HTTPException(404, f"no product {item_id!r} among the served model's scored products")
+        return row[0][0]
 
 # %% ../../nbs/26_serve.ipynb #2112a916
 def current_version(warehouse:str|Path, model:str='promoted', wait:float=0.0)->tuple:
@@ -361,7 +368,7 @@ def _check_token(request:Request, cfg:ServeConfig):
     if not secrets.compare_digest(given.encode(), f'Bearer {cfg.token}'.encode()):
         raise HTTPException(401, 'this route needs the bearer token: Authorization: Bearer $LOOKBENCH_TOKEN')
 
-# %% ../../nbs/26_serve.ipynb #2b4c98e5
+# %% ../../nbs/26_serve.ipynb #4fdf9046
 async def _upload_pixels(svc:Service, served:Served, file:UploadFile)->torch.Tensor:
     "The uploaded image, checked against the byte cap and the pixel guard, preprocessed for the model"
     blob = await file.read(svc.cfg.max_upload_bytes + 1)
@@ -375,10 +382,7 @@ async def _upload_pixels(svc:Service, served:Served, file:UploadFile)->torch.Ten
     return served.model.preprocess(to_rgb(img))
 
 def _stored_pixels(served:Served, item_id:str)->torch.Tensor:
-    row = served.catalog_con().cursor().execute('SELECT image FROM items WHERE item_id = ?', [item_id]).fetchall()
-    if not row:
-        raise HTTPException(404, f"no product {item_id!r} among the served model's scored products")
-    return served.model.preprocess(to_rgb(open_image(row[0][0])))
+    return served.model.preprocess(to_rgb(open_image(served.image(item_id))))
 
 # %% ../../nbs/26_serve.ipynb #62ac4d8d
 def create_app(warehouse:str|Path, model:str='promoted', cfg:ServeConfig=ServeConfig(), log=print)->FastAPI:
@@ -409,7 +413,7 @@ async def _poll(svc:Service):
         except Exception as e:  # a failed swap keeps the current model; say why, try again next time
             print(f"model refresh failed, still serving {svc.served.version[0]}: {e}", file=sys.stderr)
 
-# %% ../../nbs/26_serve.ipynb #7ca88f7c
+# %% ../../nbs/26_serve.ipynb #186dfe50
 def _routes(app:FastAPI, svc:Service):
     cfg = svc.cfg
     K = Query(10, ge=1, le=cfg.max_k, description='results to return')
@@ -478,11 +482,7 @@ def _routes(app:FastAPI, svc:Service):
 
     @app.get('/image/{item_id}', response_class=Response)
     def image(item_id:str):
-        row = svc.served.catalog_con().cursor().execute('SELECT image FROM items WHERE item_id = ?',
-                                                        [item_id]).fetchall()
-        if not row or row[0][0] is None:
-            raise HTTPException(404, f"no image for product {item_id!r}")
-        blob = row[0][0]
+        blob = svc.served.image(item_id)
         kind = 'image/png' if blob[:4] == b'\x89PNG' else 'image/jpeg' if blob[:2] == b'\xff\xd8' else 'image/webp'
         return Response(blob, media_type=kind, headers={'Cache-Control': 'max-age=3600'})
 
