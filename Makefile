@@ -7,8 +7,13 @@ BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Offline and quiet by default: a missing hub model fails in 0.02 s instead of retrying for minutes,
 # W&B writes runs under wandb/ (upload later with `wandb sync`), Ploomber sends no telemetry.
-export HF_HUB_OFFLINE := 1
+# `HF_HUB_OFFLINE=0 make build MODEL=hf:ORG/NAME` lets a machine with a network fetch a hub model.
+export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
+# One W&B group per make invocation: the runs of one build (or one test session) are found together
+ifndef WANDB_RUN_GROUP
+export WANDB_RUN_GROUP := build-$(shell date -u +%Y%m%dT%H%M%S)
+endif
 export WANDB_SILENT := true
 export PLOOMBER_STATS_ENABLED := false
 export PLOOMBER_VERSION_CHECK_DISABLED := 1
@@ -21,6 +26,9 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root,)
 WAREHOUSE ?= data/warehouse.duckdb
 
 SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10 --env--ft_max_train 500
+# The build's base model (env.yaml `model`): `make build MODEL=open_clip:ViT-B-32@openai`, `MODEL=hf:patrickjohncyh/fashion-clip`
+MODEL ?=
+WITH_MODEL := $(if $(MODEL),--env--model '$(MODEL)',)
 
 .PHONY: setup data build smoke flow flow-finetune serve retrain paper test test-fast lab clean
 setup: $(VENV)/.installed
@@ -38,10 +46,10 @@ data: setup
 	$(BIN)/python scripts/get_fashion_mnist.py
 
 build: data
-	$(BIN)/ploomber build
+	$(BIN)/ploomber build $(WITH_MODEL)
 
 smoke: data
-	$(BIN)/ploomber build $(SMOKE)
+	$(BIN)/ploomber build $(SMOKE) $(WITH_MODEL)
 
 # The batch job on Metaflow, over the main build's warehouse (2 shards here; `--with batch` or `--with kubernetes`
 # elsewhere). `make flow WAREHOUSE=path FLOW_ARGS='--device cpu'` for another warehouse or flow options.
@@ -61,9 +69,9 @@ serve: setup
 
 # New feedback after a build: merge it, then fine-tune again (with it) and rebuild everything downstream.
 retrain: setup
-	$(BIN)/ploomber task feedback --force
-	$(BIN)/ploomber task finetune --force
-	$(BIN)/ploomber build
+	$(BIN)/ploomber task feedback --force $(WITH_MODEL)
+	$(BIN)/ploomber task finetune --force $(WITH_MODEL)
+	$(BIN)/ploomber build $(WITH_MODEL)
 
 # The experiments in experiments/ (only what is missing runs) and the paper folder reports/paper/
 # `make paper PAPER_ARGS='--env--experiments DIR'` for another folder of experiment files.

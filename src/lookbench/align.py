@@ -7,19 +7,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, asdict
+from pathlib import Path
 
 import pandas as pd
 import torch
 from open_clip import ClipLoss
 
 from .embed import embed_images, embed_texts, load_vectors
-from .finetune import clip_loss_batched, cosine_schedule, make_optimizer
-from .models import LitConfig, LitModel, resolve_device, save_lit
-from .tracking import start_run
-from .warehouse import LookbenchError, new_run_id, record_run, require_table, table_snapshot
+from .finetune import clip_loss_batched, cosine_schedule, make_optimizer, register_base
+from .hub import local_weights
+from .models import LitModel, absolute_spec, load_lit, save_lit
+from .tracking import catalog_artifact, link_artifacts, model_artifact, start_run
+from .warehouse import (LookbenchError, catalog_snapshots, new_run_id, record_run, require_table,
+                                 table_snapshot)
 
 # %% auto #0
-__all__ = ['AlignConfig', 'caption_pairs', 'pair_features', 'contrastive_loss', 'train_heads', 'align_lit']
+__all__ = ['AlignConfig', 'caption_pairs', 'pair_features', 'contrastive_loss', 'train_heads', 'align_model']
 
 # %% ../../nbs/15_align.ipynb #e9a65fcf
 @dataclass
@@ -95,20 +98,36 @@ def train_heads(model:LitModel, train:tuple, val:tuple, cfg:AlignConfig=AlignCon
     return pd.DataFrame(history)
 
 # %% ../../nbs/15_align.ipynb #9cf3f43f
-def align_lit(con, out_path, cfg:AlignConfig=AlignConfig(), lit_cfg:LitConfig=LitConfig(), device:str='auto',
-              towers=None)->dict:
-    "Train LiT heads on the warehouse's train split (val for model selection), save them to `out_path`"
-    model = LitModel(lit_cfg, towers=towers).to(resolve_device(device))
+def _train_lit(con, model:LitModel, path:Path, cfg:AlignConfig, log)->tuple[LitModel, pd.DataFrame, int]:
+    "Train `model`'s heads on the train pairs (val picks the best epoch), save them at `path`; (trained model, history, pairs)"
     train = pair_features(con, model, caption_pairs(con, 'train'))
     val = pair_features(con, model, caption_pairs(con, 'val'))
-    run_id = new_run_id('align')
-    config = dict(align=asdict(cfg), lit=asdict(lit_cfg), towers=model.feature_fingerprint)
+    history = train_heads(model, train, val, cfg, log=log)
+    save_lit(model, path, align_config=asdict(cfg))
+    trained = load_lit(path, model.device, towers=model.towers)
+    trained.spec = absolute_spec(f'lit:{path}')
+    return trained, history, len(train[0])
+
+# %% ../../nbs/15_align.ipynb #c4f01003
+def align_model(con, model,                 # an `ImageTextModel` (`models.load_model`)
+                out_dir='data/models',      # where trained LiT heads are saved (lit_heads.pt)
+                cfg:AlignConfig=AlignConfig())->dict:
+    "Make `model` an aligned image-text model (LiT towers: train heads; any other: as it is); register it as the base"
+    run_id, started = new_run_id('align'), time.time()
+    trained = model.needs_alignment
+    config = dict(align=asdict(cfg), base_spec=getattr(model, 'spec', ''), trained=trained)
     run = start_run('align', run_id, config)
-    history = train_heads(model, train, val, cfg, log=run.log)
-    save_lit(model, out_path, run_id=run_id, align_config=asdict(cfg))
-    record_run(con, run_id, 'align', model.fingerprint, config, table_snapshot(con, 'splits'),
-               parent=model.feature_fingerprint)
-    run.summary['best_val_loss'] = float(history.val_loss.min())
+    history, pairs, untrained = None, 0, getattr(model, 'spec', None) if trained else None
+    if trained:
+        model, history, pairs = _train_lit(con, model, Path(out_dir)/'lit_heads.pt', cfg, run.log)
+    parent = model.feature_fingerprint if trained else model.fingerprint
+    record_run(con, run_id, 'align', model.fingerprint, config, table_snapshot(con, 'splits'), parent=parent)
+    base = register_base(con, model, run_id)
+    link_artifacts(run, uses=[catalog_artifact(catalog_snapshots(con))],
+                   makes=[model_artifact(base['spec'], model.fingerprint, model.name, local_weights(base['spec']))])
+    run.summary.update(dict(val_top1=base['val']['val_top1'], trained=trained))
     run.finish()
-    return dict(run_id=run_id, fingerprint=model.fingerprint, pairs=len(train[0]), history=history,
-                best_val_loss=float(history.val_loss.min()), seconds=float(history.seconds.iloc[-1]))
+    return dict(run_id=run_id, spec=base['spec'], untrained_spec=untrained, trained=trained, model=model,
+                fingerprint=model.fingerprint, name=model.name, description=model.describe(), history=history,
+                pairs=pairs, val=base['val'], promoted=base['promoted'], seconds=time.time() - started,
+                best_val_loss=float(history.val_loss.min()) if trained else None)

@@ -20,16 +20,15 @@ from .serve import ServeConfig
 from .warehouse import DEFAULT_WAREHOUSE, LookbenchError, connect, warehouse_error
 
 # %% auto #0
-__all__ = ['app', 'WAREHOUSE', 'HELDOUT', 'QUALITY', 'ALIGN', 'FINETUNE', 'SCORE', 'SERVE', 'EXACT', 'experiment_app', 'ROOT',
-           'feedback_app', 'export_app', 'main', 'ingest', 'splits', 'embed', 'align', 'evaluate', 'finetune',
-           'promote', 'score', 'search', 'similar', 'index', 'experiment_run', 'experiment_status', 'paper', 'serve',
-           'feedback_ingest', 'export_onnx']
+__all__ = ['app', 'WAREHOUSE', 'QUALITY', 'ALIGN', 'FINETUNE', 'SCORE', 'SERVE', 'EXACT', 'experiment_app', 'ROOT',
+           'feedback_app', 'export_app', 'models_app', 'SPECS', 'main', 'ingest', 'splits', 'embed', 'align',
+           'evaluate', 'finetune', 'promote', 'score', 'search', 'similar', 'index', 'experiment_run',
+           'experiment_status', 'paper', 'serve', 'feedback_ingest', 'export_onnx', 'models_check', 'models_fetch']
 
 # %% ../../nbs/17_cli.ipynb #49e86c6a
 app = typer.Typer(help='lookbench: CLIP-style product understanding, from catalog to metrics.',
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 WAREHOUSE = typer.Option(DEFAULT_WAREHOUSE, '--warehouse', '-w', help='DuckDB warehouse file')
-HELDOUT = ['Pullover', 'Sandal', 'Bag']  # the demo's held-out classes, as in env.yaml
 QUALITY, ALIGN, FINETUNE, SCORE, SERVE = QualityConfig(), AlignConfig(), FinetuneConfig(), ScoreConfig(), ServeConfig()
 
 # %% ../../nbs/17_cli.ipynb #de0b6c51
@@ -136,15 +135,18 @@ def ingest(format:str=typer.Argument('fashion-mnist', help='kagl, manifest, imag
 # %% ../../nbs/17_cli.ipynb #bcec24a7
 @app.command()
 def splits(val_pct:int=typer.Option(10, help='percent of train carved out as val'),
-           heldout:list[str]=typer.Option(HELDOUT, help='class held out of training (repeat the option)'),
+           heldout:Optional[list[str]]=typer.Option(None, help="class held out of training (repeat the option); "
+                                                    "default: the demo's Pullover, Sandal and Bag on the demo "
+                                                    "catalogs, none on others; --heldout '' holds out none"),
            near_dup_bits:int=typer.Option(-1, help='quarantine val/test images within this many pHash bits '
                                                    'of a train image (4 suits product photos); -1 = exact copies only'),
            warehouse:Path=WAREHOUSE):
     "Check the data, then write `splits` and `quarantine`"
-    from lookbench.splits import assert_checks, assign_splits, check_items, row_accounting
+    from lookbench.splits import assert_checks, assign_splits, catalog_format, check_items, resolve_heldout, row_accounting
     with connect(warehouse) as con:
         report = check_items(con)
         assert_checks(report)
+        heldout = resolve_heldout(heldout, catalog_format(con))
         counts = assign_splits(con, val_pct, heldout, near_dup_bits=None if near_dup_bits < 0 else near_dup_bits)
         acc = row_accounting(con)
     by_split = {split: int(n) for split, n in counts.groupby('split').n.sum().items()}
@@ -167,44 +169,58 @@ def embed(model:str=typer.Option('lit', help='model spec: lit, lit:PATH, open_cl
     print(f"embed: {s['embedded']} images and {t['embedded']} texts newly embedded for {s['fingerprint']}")
 
 @app.command()
-def align(out:Path=typer.Option(Path('data/models/lit_heads.pt'), help='where to save the trained heads'),
+def align(model:str=typer.Option('lit', help='model spec: lit (the offline towers, whose heads this trains), or a CLIP '
+                                             '(open_clip:..., hf:...), taken as it is'),
+          out:Path=typer.Option(Path('data/models'), help='folder for trained LiT heads (lit_heads.pt)'),
           epochs:int=typer.Option(ALIGN.epochs, help='passes over the train pairs'),
           batch_size:int=typer.Option(ALIGN.batch_size, help='pairs per step'),
           lr:float=typer.Option(ALIGN.lr, help='AdamW peak learning rate'),
           device:str='auto', warehouse:Path=WAREHOUSE):
-    "Train the LiT model's projection heads on the train split"
-    from lookbench.align import align_lit
+    "Make the model an aligned image-text model (LiT: train its heads; a CLIP: as it is) and register it as the base"
+    from lookbench.align import align_model
+    from lookbench.models import load_model
+    m = load_model(model, device)
     with connect(warehouse) as con:
-        s = align_lit(con, out, AlignConfig(epochs=epochs, batch_size=batch_size, lr=lr), device=device)
-    print(f"align: {s['pairs']} train pairs, {epochs} epochs in {s['seconds']:.1f}s, "
-          f"best val loss {s['best_val_loss']:.3f}; heads saved to {out}")
+        s = align_model(con, m, out, AlignConfig(epochs=epochs, batch_size=batch_size, lr=lr))
+    did = (f"trained heads on {s['pairs']} pairs, {epochs} epochs, best val loss {s['best_val_loss']:.3f}"
+           if s['trained'] else 'already an image-text model: nothing trained')
+    print(f"align: {s['spec']}: {did}; val top1 {s['val']['val_top1']:.3f}; "
+          f"{'promoted (the first model)' if s['promoted'] else 'registered'}")
 
 @app.command()
-def evaluate(model:list[str]=typer.Option(['lit'], help='model spec (repeat the option)'),
+def evaluate(model:list[str]=typer.Option(['promoted'], help="'promoted', a registered model id or any model spec "
+                                                             "(repeat the option)"),
              split:str='test', probe:bool=True, device:str='auto', warehouse:Path=WAREHOUSE):
     "Zero-shot (and linear-probe) metrics of each model on a split, into `metrics` and W&B"
-    from lookbench.models import load_model
     from lookbench.evaluate import run_evaluation
+    from lookbench.registry import load_resolved, resolve_model
     with connect(warehouse) as con:
         for spec in model:
-            r = run_evaluation(con, load_model(spec, device), split, probe=probe)
+            r = run_evaluation(con, load_resolved(resolve_model(con, spec), device), split, probe=probe)
             m = r['metrics'].set_index(['class_set', 'metric']).value
             print(f"evaluate: {spec} on {split}: top1 all={m.get(('all', 'top1'), float('nan')):.3f} "
                   f"heldout={m.get(('heldout', 'top1'), float('nan')):.3f} (run {r['run_id']})")
 
 # %% ../../nbs/17_cli.ipynb #d2141bb5
+def _base_spec(warehouse:Path, base:str)->str:
+    "The spec to fine-tune from: a registered model's (or the promoted one's), or `base` itself"
+    from lookbench.registry import resolve_model
+    with connect(warehouse, read_only=True) as con:
+        return resolve_model(con, base)['spec']
+
 @app.command()
 def finetune(ctx:typer.Context,
-             base:str=typer.Option('lit:data/models/lit_heads.pt', help='model spec to start from'),
+             base:str=typer.Option('promoted', help="model to start from: 'promoted' (after `lookbench align`, the "
+                                                     "aligned base), a registered model id, or any model spec"),
              out:Path=typer.Option(Path('data/finetune'), help='folder for best.pt and last.pt'),
              epochs:int=typer.Option(FINETUNE.epochs, help='passes over the train pairs'),
              batch_size:int=typer.Option(FINETUNE.batch_size, help='pairs per micro-batch'),
              accum_steps:int=typer.Option(FINETUNE.accum_steps, help='micro-batches per optimizer step'),
-             lr:float=typer.Option(FINETUNE.lr, help='AdamW peak learning rate '
-                                                     '(1e-4 suits the LiT model with a block unlocked)'),
+             lr:Optional[float]=typer.Option(FINETUNE.lr, help="AdamW peak learning rate (default: the base's "
+                                                               "preset, 1e-5 for a CLIP, 1e-4 for the LiT towers)"),
              lock:str=typer.Option(FINETUNE.lock, help="none, image (LiT-style) or text"),
-             unlock_last:int=typer.Option(FINETUNE.unlock_last, help='train only the last N blocks '
-                                                                     'of each unlocked tower (0 = all)'),
+             unlock_last:Optional[int]=typer.Option(FINETUNE.unlock_last, help="train only the last N blocks of each "
+                                                    "unlocked tower (0 = all; default: the base's preset)"),
              max_train:Optional[int]=typer.Option(FINETUNE.max_train, help='cap on train pairs (default: all of them)'),
              resume:bool=typer.Option(False, help='continue the run whose last.pt is in --out'),
              margin:float=typer.Option(0.0, help='val top-1 the tuned model must gain over the promoted one'),
@@ -214,10 +230,13 @@ def finetune(ctx:typer.Context,
                                                    '(gloo on CPU, NCCL on GPUs); --batch-size is per process'),
              device:str='auto', warehouse:Path=WAREHOUSE):
     "Contrastively fine-tune a model; evaluate it, draw the WiSE-FT curve, register it and ask the promotion gate"
-    from lookbench.distributed import init_distributed, torchrun_command, under_torchrun
+    from lookbench.distributed import init_distributed, run_processes, torchrun_command, under_torchrun
     from lookbench.finetune import run_finetune
     if nproc > 1 and not under_torchrun():
-        raise typer.Exit(subprocess.call(torchrun_command(nproc, _command_line(ctx, skip=('nproc',)))))
+        ctx.params['base'] = _base_spec(warehouse, base)  # once, here: every process starts from the same model
+        command = torchrun_command(nproc, _command_line(ctx, skip=('nproc',)))
+        raise typer.Exit(run_processes(command, Path(out) / 'processes.log'))
+    base = _base_spec(warehouse, base)
     cfg = FinetuneConfig(epochs=epochs, batch_size=batch_size, accum_steps=accum_steps, lr=lr, lock=lock,
                          unlock_last=unlock_last, max_train=max_train, use_feedback=use_feedback)
     device = init_distributed(device)
@@ -425,6 +444,27 @@ def export_onnx(model:str=typer.Option('promoted', help="'promoted' or a registe
           f"lowest cosine image {p['image']:.5f}, text {p['text']:.5f} ({'ok' if ok else 'BELOW 0.999'})")
     if not ok:
         raise LookbenchError(f"the ONNX export in {folder} does not match torch (cosine below 0.999): do not serve it")
+
+# %% ../../nbs/17_cli.ipynb #3774bb48
+models_app = typer.Typer(help='Model weights: whether they are on this machine, and fetching them.', no_args_is_help=True)
+app.add_typer(models_app, name='models')
+SPECS = typer.Argument(..., help='model specs: lit, open_clip:NAME@TAG, open_clip:hf-hub:ORG/NAME, hf:ORG/NAME, paths')
+
+@models_app.command('check')
+def models_check(spec:list[str]=SPECS):
+    "Say for each spec whether its weights are on this machine and where they come from; exit 1 if any is missing"
+    from lookbench.hub import check_weights
+    found = [check_weights(s) for s in spec]
+    for status in found:
+        print(status['line'])
+    raise typer.Exit(0 if all(s['present'] for s in found) else 1)
+
+@models_app.command('fetch')
+def models_fetch(spec:list[str]=SPECS):
+    "Download the weights of each spec into the Hugging Face cache (needs HF_HUB_OFFLINE=0 and a network)"
+    from lookbench.hub import fetch_weights
+    for s in spec:
+        print(fetch_weights(s)['line'])
 
 # %% ../../nbs/17_cli.ipynb #ca56d33b
 #| eval: false

@@ -5,15 +5,18 @@
 # %% ../../nbs/23_distributed.ipynb #71f7b0e2
 from __future__ import annotations
 import os
+import re
+import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
 # %% auto #0
 __all__ = ['under_torchrun', 'world', 'is_main', 'init_distributed', 'barrier', 'broadcast', 'gather_objects', 'mean_across',
-           'torchrun_command']
+           'torchrun_command', 'failure_line', 'run_processes']
 
 # %% ../../nbs/23_distributed.ipynb #148a2799
 def under_torchrun()->bool:
@@ -81,3 +84,26 @@ def torchrun_command(nproc:int, args:list[str], nnodes:int=1, node_rank:int=0, e
         launcher += [f'--nnodes={nnodes}', f'--node-rank={node_rank}', '--rdzv-backend=c10d',
                      f'--rdzv-endpoint={endpoint}']
     return launcher + ['-m', 'lookbench.cli'] + list(args)
+
+# %% ../../nbs/23_distributed.ipynb #4a808a8e
+_EXCEPTION = re.compile(r'^([\w.]+(?:Error|Exception)):\s*(.*)$')
+
+def failure_line(output:str)->str:
+    "What failed, in one line, from the stderr of processes that failed"
+    lines = [line.strip() for line in output.splitlines()]
+    ours = [line[len('error: '):] for line in lines if line.startswith('error: ')]
+    if ours:
+        return ours[0]
+    raised = [line for line in lines if _EXCEPTION.match(line) and 'ChildFailedError' not in line]
+    return f"a training process failed: {raised[0][:300]}" if raised else 'a training process failed'
+
+def run_processes(cmd:list[str], log:str|Path)->int:
+    "Run `cmd` (torchrun) with the processes' stderr in `log`; on failure print one line about it; return the status"
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, 'w') as err:
+        status = subprocess.call(cmd, stderr=err)
+    if status == 0:
+        return 0
+    print(f"error: {failure_line(log.read_text())} (every process's output: {log})", file=sys.stderr)
+    return 2

@@ -16,18 +16,21 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .embed import image_embeddings, image_features
+from .hub import local_weights
 from .images import decode_image, image_blobs
+from .models import load_model
 from .retrieval import evaluate_retrieval
 from .schema import ensure_tables
 from .splits import attribute_sets, class_names, split_items
-from .tracking import start_run
-from .warehouse import new_run_id, record_run, registered, table_snapshot, transaction, write_metrics
+from .tracking import catalog_artifact, link_artifacts, model_artifact, start_run
+from .warehouse import (catalog_snapshots, new_run_id, record_run, registered, table_snapshot, transaction,
+                                 write_metrics)
 from .zeroshot import build_classifier, zero_shot_scores
 
 # %% auto #0
 __all__ = ['classification_metrics', 'class_sets', 'evaluate_zeroshot', 'evaluate_attributes', 'linear_probe',
-           'write_predictions', 'read_predictions', 'run_evaluation', 'plot_confusion', 'per_class_f1',
-           'show_predictions']
+           'write_predictions', 'read_predictions', 'run_evaluation', 'comparison_models', 'plot_confusion',
+           'per_class_f1', 'show_predictions']
 
 # %% ../../nbs/12_evaluate.ipynb #1f029e51
 def classification_metrics(y_true:np.ndarray, # true class index per image
@@ -137,9 +140,10 @@ def read_predictions(con, run_id:str)->pd.DataFrame:
                           WHERE run_id = ? ORDER BY item_id''', [run_id]).df()
 
 # %% ../../nbs/12_evaluate.ipynb #7a56cfb3
-def _log_to_wandb(run_id:str, config:dict, metrics:pd.DataFrame, preds:pd.DataFrame, labels:list[str]):
+def _log_to_wandb(run_id:str, config:dict, metrics:pd.DataFrame, preds:pd.DataFrame, labels:list[str], inputs:list):
     import wandb
     run = start_run('evaluate', run_id, config)
+    link_artifacts(run, uses=inputs)
     run.log({f"{r.class_set}/{r.metric}": r.value for r in metrics.itertuples()})
     matrix = wandb.plot.confusion_matrix(y_true=[labels.index(lab) for lab in preds.label],
                                          preds=[labels.index(p) for p in preds.pred], class_names=labels)
@@ -164,8 +168,21 @@ def run_evaluation(con, model, split:str='test', probe:bool=True, progress:bool=
     config = dict(model=model.name, fingerprint=model.fingerprint, split=split, probe=probe, retrieval=retrieval,
                   attributes=attributes)
     record_run(con, run_id, 'evaluate', model.fingerprint, config, table_snapshot(con, 'splits'))
-    _log_to_wandb(run_id, config, metrics, preds, class_names(con))
+    spec = getattr(model, 'spec', '')
+    inputs = [catalog_artifact(catalog_snapshots(con)),
+              model_artifact(spec, model.fingerprint, model.name, local_weights(spec) if spec else None)]
+    _log_to_wandb(run_id, config, metrics, preds, class_names(con), inputs)
     return dict(run_id=run_id, metrics=metrics, predictions=preds)
+
+# %% ../../nbs/12_evaluate.ipynb #12699505
+def comparison_models(base:str,                   # spec of the aligned base model (the align step's receipt)
+                      fine_tuned:str|None=None,   # spec of the fine-tuned model (the finetune step's receipt)
+                      untrained:str|None=None,    # spec of the model before alignment, when alignment trained it
+                      extra=(),                   # more specs to compare (env.yaml `extra_models`)
+                      device:str='auto')->dict:
+    "{role: model} of the models the evaluate step compares, in report order"
+    specs = {'untrained': untrained, 'base': base, 'fine-tuned': fine_tuned} | {s: s for s in extra or ()}
+    return {role: load_model(spec, device) for role, spec in specs.items() if spec}
 
 # %% ../../nbs/12_evaluate.ipynb #b5d94b80
 def plot_confusion(preds:pd.DataFrame, labels:list[str], ax=None, title:str=''):

@@ -10,7 +10,7 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,21 @@ from .distributed import barrier, broadcast, gather_objects, is_main, mean_acros
 from .evaluate import evaluate_zeroshot, write_predictions
 from .feedback import feedback_accuracy, feedback_pairs
 from .images import decode_image
-from .models import absolute_spec, load_checkpoint, load_model, select_trainable, tuned_name
+from .models import (LitModel, absolute_spec, freeze_unused, load_checkpoint, load_model, select_trainable,
+                              tuned_name)
 from .registry import pin_file, pinned_spec, promote, promoted_model, register_model
 from .splits import class_names
-from .tracking import start_run
-from .warehouse import (LookbenchError, new_run_id, record_run, require_table, session, table_snapshot,
-                                 write_metrics)
+from .hub import local_weights
+from .tracking import catalog_artifact, link_artifacts, model_artifact, start_run
+from .warehouse import (LookbenchError, catalog_snapshots, new_run_id, record_run, require_table, session,
+                                 table_snapshot, write_metrics)
 from .zeroshot import build_classifier
 
 # %% auto #0
-__all__ = ['FinetuneConfig', 'make_optimizer', 'warmup_cosine', 'cosine_schedule', 'clip_loss_batched', 'PairCache',
-           'save_checkpoint', 'pairs_id', 'validate', 'val_predictions', 'TrainForward', 'train_modules',
-           'accumulate_gradients', 'finetune', 'mix_states', 'wise_ft_curve', 'run_finetune']
+__all__ = ['FINETUNE_PRESETS', 'FinetuneConfig', 'resolve_config', 'make_optimizer', 'warmup_cosine', 'cosine_schedule',
+           'clip_loss_batched', 'PairCache', 'save_checkpoint', 'pairs_id', 'validate', 'val_predictions',
+           'TrainForward', 'train_modules', 'accumulate_gradients', 'finetune', 'mix_states', 'wise_ft_curve',
+           'register_base', 'run_finetune']
 
 # %% ../../nbs/14_finetune.ipynb #6943d568
 @dataclass
@@ -43,12 +46,12 @@ class FinetuneConfig:
     epochs:int = 2                 # FashionCLIP-style tuning converges in few passes; early stopping guards the rest
     batch_size:int = 64            # pairs per micro-batch per process; the loss sees all processes' (global batch)
     accum_steps:int = 1            # micro-batches per optimizer step (gradients averaged), for a bigger effective batch
-    lr:float = 1e-5                # small: full CLIP forgets fast (FashionCLIP used 1e-5-ish); LiT heads want ~1e-3
+    lr:float|None = None           # AdamW peak; None: the base's preset (FINETUNE_PRESETS: 1e-5 CLIP, 1e-4 LiT)
     weight_decay:float = 0.2       # CLIP's value, applied to weight matrices only
     warmup_steps:int = 20          # linear warmup, then cosine decay to zero
     grad_clip:float = 1.0          # max global grad norm; contrastive losses spike early
     lock:str = 'none'              # 'none', 'image' (LiT: image tower frozen) or 'text'
-    unlock_last:int = 0            # > 0: only each unlocked tower's last N blocks (and final norm/projection) train
+    unlock_last:int|None = None    # > 0: only each tower's last N blocks (+ norm, projection) train; 0: all; None: preset
     max_train:int|None = None      # cap on train pairs: the cheap twin for tests and smoke builds
     max_val:int = 2000             # val items scored each epoch
     early_stop:str = 'val_top1'    # 'val_top1', 'val_weighted_f1' or 'val_loss'
@@ -59,6 +62,17 @@ class FinetuneConfig:
     seed:int = 0                   # batch order and anything random
     use_feedback:bool = False      # also train on feedback pairs (corrections, relevant results) of train products
     feedback_holdout_pct:int = 20  # share of feedback kept back to judge the fine-tune on (`feedback.feedback_pairs`)
+
+# %% ../../nbs/14_finetune.ipynb #25d1e7eb
+FINETUNE_PRESETS = {  # what the settings left as None become, by the base model's family
+    'clip': dict(lr=1e-5, unlock_last=0),  # FashionCLIP's recipe: the whole model, a small step
+    'lit': dict(lr=1e-4, unlock_last=1),   # the offline towers: their last blocks and the heads
+}
+
+def resolve_config(cfg:FinetuneConfig, model)->FinetuneConfig:
+    "`cfg` with every setting left as None taken from the preset of `model`'s family"
+    preset = FINETUNE_PRESETS['lit' if isinstance(model, LitModel) else 'clip']
+    return replace(cfg, **{k: v for k, v in preset.items() if getattr(cfg, k) is None})
 
 # %% ../../nbs/14_finetune.ipynb #c7143677
 def make_optimizer(module:nn.Module, lr:float, weight_decay:float)->torch.optim.AdamW:
@@ -239,6 +253,11 @@ def _to_device(pixels:torch.Tensor, device:torch.device)->torch.Tensor:
         pixels = pixels.pin_memory()  # pinned host memory lets the copy overlap compute
     return pixels.to(device, non_blocking=True)
 
+def _select_trainable(model, train:PairCache, cfg:FinetuneConfig)->dict:
+    "What trains: the towers and blocks the config names (`select_trainable`), of them only what a forward reaches"
+    select_trainable(model, cfg.lock, cfg.unlock_last)
+    return freeze_unused(model, train.pixels[:2], train.captions[:2])
+
 def _improved(metrics:dict, best:dict, key:str)->bool:
     if best['epoch'] < 0:
         return True
@@ -297,7 +316,8 @@ def finetune(model, train:PairCache, val:PairCache|None, classnames:list[str], c
              out_dir:str|Path='data/finetune', resume:bool=False, log=None)->dict:
     "Contrastively fine-tune `model` in place; write best.pt, last.pt under `out_dir`; return history and best metrics"
     out_dir, device, size = Path(out_dir), model.device, world()[1]
-    counts = select_trainable(model, cfg.lock, cfg.unlock_last)
+    cfg = resolve_config(cfg, model)
+    counts = _select_trainable(model, train, cfg)
     _grad_checkpointing(model, cfg)
     opt = make_optimizer(model.trainable_root(), cfg.lr, cfg.weight_decay)
     steps_per_epoch = _epoch_steps(len(train), cfg)
@@ -364,6 +384,24 @@ def wise_ft_curve(con, model, base_state:dict, tuned_state:dict, alphas=(0.0, 0.
     model.refresh_identity()
     return pd.concat(rows, ignore_index=True)
 
+# %% ../../nbs/14_finetune.ipynb #20951d7a
+def _register_as_is(con, model:dict, run_id:str, val:dict, val_items:pd.DataFrame)->dict:
+    "Register `model` ({spec, fingerprint, name}) with its val metrics; promote it if it is the warehouse's first"
+    spec = pinned_spec(model['spec'], run_id)
+    register_model(con, spec, model['fingerprint'], model['name'], '', run_id, 'val_top1', val['val_top1'], val,
+                   val_items=val_items)
+    first = promoted_model(con) is None
+    if first:
+        promote(con, model['fingerprint'])
+    return dict(spec=spec, val=val, promoted=first)
+
+def register_base(con, model, run_id:str, cfg:FinetuneConfig=FinetuneConfig())->dict:
+    "Register `model` as it is, judged on val (seen classes, `cfg.max_val` items); return its pinned spec and metrics"
+    classes = class_names(con, seen_only=True)
+    val = PairCache(con, model, 'val', limit=cfg.max_val, seed=cfg.seed)
+    facts = dict(spec=model.spec, fingerprint=model.fingerprint, name=model.name)
+    return _register_as_is(con, facts, run_id, validate(model, val, classes), val_predictions(model, val, classes))
+
 # %% ../../nbs/14_finetune.ipynb #d74ac7a7
 def _state(model)->dict:
     return {k: v.detach().clone() for k, v in model.trainable_root().state_dict().items()}
@@ -391,23 +429,18 @@ def _register(con, model, base:dict, run_id:str, best_path:Path, result:dict, ba
     "Register the tuned model (and, in a warehouse without a promoted model, its base first); ask the promotion gate"
     register_model(con, f'ft:{best_path}', model.fingerprint, model.name, base['fingerprint'], run_id, 'val_top1',
                    result['best']['val_top1'], result['best'], val_items=val_items['tuned'])
-    # a warehouse's first model: its base becomes the promoted one, so scoring always has a model
-    if promoted_model(con) is None:
-        register_model(con, pinned_spec(base['spec'], run_id), base['fingerprint'], base['name'], '', run_id,
-                       'val_top1', base_val['val_top1'], base_val, val_items=val_items['base'])
-        promote(con, base['fingerprint'])
+    if promoted_model(con) is None:  # fine-tuned straight from a spec, no align step: the base comes first
+        _register_as_is(con, base, run_id, base_val, val_items['base'])
     return promote(con, model.fingerprint, margin=margin)
 
-def _log_result(run, rows:pd.DataFrame, decision:dict, preds:pd.DataFrame, labels:list[str], best_path:Path,
-                fingerprint:str, base_spec:str, run_id:str):
+def _log_result(run, rows:pd.DataFrame, decision:dict, preds:pd.DataFrame, labels:list[str], lineage:dict):
+    "Test metrics and the confusion matrix to W&B; the run read the catalog and the base, and made the tuned model"
     import wandb
     matrix = wandb.plot.confusion_matrix(y_true=[labels.index(lab) for lab in preds.label],
                                          preds=[labels.index(p) for p in preds.pred], class_names=labels)
     run.log({f"test/{r.class_set}/{r.metric}": r.value for r in rows.itertuples()}
             | {'promoted': int(decision['promoted']), 'confusion_matrix': matrix})
-    artifact = wandb.Artifact(f'model-{run_id}', type='model', metadata=dict(fingerprint=fingerprint, base=base_spec))
-    artifact.add_file(str(best_path))
-    run.log_artifact(artifact)
+    link_artifacts(run, uses=[lineage['catalog'], lineage['base']], makes=[lineage['tuned']])
     run.finish()
 
 # %% ../../nbs/14_finetune.ipynb #0f429dc2
@@ -431,6 +464,7 @@ def run_finetune(warehouse, base_spec:str, cfg:FinetuneConfig=FinetuneConfig(), 
     out_dir = Path(out_dir).resolve()  # the registry records checkpoint paths: they must load from any directory
     torch.manual_seed(cfg.seed)
     model = load_model(base_spec, device)
+    cfg = resolve_config(cfg, model)
     train = _train_shard(warehouse, model, cfg)
     if not is_main():
         finetune(model, train, None, [], cfg, out_dir=out_dir, resume=resume)
@@ -444,7 +478,8 @@ def _finetune_and_register(con, model, train:PairCache, cfg:FinetuneConfig, out_
     base_spec, size = model.spec, world()[1]
     classes = class_names(con, seen_only=True)
     val = PairCache(con, model, 'val', limit=cfg.max_val, seed=cfg.seed)
-    base = dict(spec=base_spec, fingerprint=model.fingerprint, name=model.name, state=_state(model))
+    base = dict(spec=base_spec, fingerprint=model.fingerprint, name=model.name, state=_state(model),
+                artifact=model_artifact(base_spec, model.fingerprint, model.name, weights=local_weights(base_spec)))
     base_val = validate(model, val, classes)
     val_items = dict(base=val_predictions(model, val, classes))
     base_test, _ = evaluate_zeroshot(con, model, split)
@@ -468,8 +503,10 @@ def _finetune_and_register(con, model, train:PairCache, cfg:FinetuneConfig, out_
                parent=base['fingerprint'])
     val_items['tuned'] = val_predictions(model, val, classes)
     decision = _register(con, model, base, run_id, best_path, result, base_val, margin, val_items)
-    _log_result(run, rows, decision, preds, class_names(con), best_path, model.fingerprint, base_spec, run_id)
+    lineage = dict(catalog=catalog_artifact(catalog_snapshots(con)), base=base['artifact'],
+                   tuned=model_artifact(f'ft:{best_path}', model.fingerprint, model.name, weights=str(best_path)))
+    _log_result(run, rows, decision, preds, class_names(con), lineage)
     return dict(run_id=run_id, model=model, fingerprint=model.fingerprint, spec=f'ft:{best_path}',
                 history=result['history'], best=result['best'], base_val=base_val, trainable=result['trainable'],
                 samples_per_s=result['samples_per_s'], test=test, base_test=base_test, wise=wise, decision=decision,
-                world_size=size, effective_batch=result['effective_batch'])
+                world_size=size, effective_batch=result['effective_batch'], config=asdict(cfg))

@@ -25,8 +25,8 @@ from .warehouse import LookbenchError
 __all__ = ['IMAGE_FEATURES', 'TEXT_FEATURES', 'TextBatch', 'ImageTextModel', 'hash_file', 'hash_state', 'LitConfig',
            'load_efficientnet_lite0', 'quiet_loading', 'load_minilm', 'LitTowers', 'LitHeads', 'LitModel',
            'read_checkpoint', 'save_lit', 'load_lit', 'encode_text_trimmed', 'OpenClipModel', 'load_open_clip',
-           'HFClipModel', 'load_hf_clip', 'select_trainable', 'load_checkpoint', 'tuned_name', 'load_finetuned',
-           'resolve_device', 'absolute_spec', 'load_model']
+           'HFClipModel', 'load_hf_clip', 'select_trainable', 'freeze_unused', 'load_checkpoint', 'tuned_name',
+           'load_finetuned', 'resolve_device', 'absolute_spec', 'load_model']
 
 # %% ../../nbs/08_models.ipynb #0a3e74bb
 class TextBatch(list):
@@ -58,8 +58,12 @@ class ImageTextModel(nn.Module):
     def trainable_root(self)->nn.Module: raise NotImplementedError
     def logit_scale_param(self)->nn.Parameter: raise NotImplementedError
     def train_forward(self, pixels, texts)->tuple[torch.Tensor, torch.Tensor]: raise NotImplementedError
+    # what the model is: whether it must be aligned before it is an image-text model (LiT towers), and in words
+    needs_alignment:bool = False
+    def describe(self)->str: return f"{self.name} ({self.fingerprint})"
     def refresh_identity(self):
         "Call after changing weights: the fingerprint then hashes the new weights"
+        self._base_identity = getattr(self, '_base_identity', self._identity)  # what it was tuned from, for `describe`
         self._identity = 'tuned-' + hash_state(self.trainable_root())[:12]
 
 # %% ../../nbs/08_models.ipynb #3c91e8bb
@@ -211,6 +215,13 @@ class LitModel(ImageTextModel):
         "The heads are always hashed; once tuning changed a tower, the towers' hash joins the fingerprints too"
         if _needs_grad(self.towers):
             self.towers.tuned = hash_state(self.towers)[:12]
+    @property
+    def needs_alignment(self): return not self.trained  # untrained heads join nothing: the align step trains them
+    def describe(self):
+        return ("LiT-style, not CLIP: EfficientNet-Lite0 (ImageNet weights) and MiniLM-L6 (sentence embeddings), "
+                "shipped in PyPI wheels and locked, joined by two linear heads "
+                + ("trained with the CLIP loss on this catalog's train captions" if self.trained else "not yet trained")
+                + (", with tower blocks fine-tuned" if self.towers.tuned else '') + ". Not a pretrained CLIP.")
 
 # %% ../../nbs/08_models.ipynb #64ce584b
 def read_checkpoint(path, what:str='lookbench checkpoint', keys=())->dict:
@@ -289,9 +300,22 @@ class OpenClipModel(ImageTextModel):
     def train_forward(self, pixels, texts):
         return (self.model.encode_image(pixels.to(self.device), normalize=True),
                 encode_text_trimmed(self.model, self._tokens(texts)))
+    def describe(self):
+        return f"open_clip {self._arch}: {_weights_phrase(self._identity, getattr(self, '_base_identity', None))}."
+
 
 # %% ../../nbs/08_models.ipynb #e3c684f3
 _WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pt', '.pth')
+
+def _weights_phrase(identity:str, base_identity:str|None=None)->str:
+    "What an identity says of the weights, in words a report can print"
+    if identity.startswith('random-'):
+        return 'randomly initialised weights (a stand-in for tests, not a pretrained model)'
+    if identity.startswith('tuned-'):
+        return 'fine-tuned (lookbench finetune) from ' + _weights_phrase(base_identity or '')
+    if re.fullmatch(r'[0-9a-f]{12}', identity):
+        return f'local weights ({identity})'
+    return f'pretrained weights {identity}'
 
 def _open_clip_identity(name:str, pretrained:str|None, model:nn.Module)->str:
     "What distinguishes these weights: a local file's hash, a tag or hub name, or the random initialisation's hash"
@@ -345,6 +369,10 @@ class HFClipModel(ImageTextModel):
     def logit_scale_param(self): return self.model.logit_scale
     def train_forward(self, pixels, texts):
         return F.normalize(self._image(pixels), dim=-1), F.normalize(self._text(texts), dim=-1)
+    def describe(self):
+        phrase = _weights_phrase(self._identity, getattr(self, '_base_identity', None))
+        return f"transformers CLIPModel {self._arch}: {phrase}."
+
 
 # %% ../../nbs/08_models.ipynb #7833d6d1
 def load_hf_clip(name_or_path:str, device='cpu')->HFClipModel:
@@ -369,8 +397,9 @@ def _cant_load(spec:str, e:Exception)->LookbenchError:
     first_line = str(e).splitlines()[0][:200] if str(e) else ''
     return LookbenchError(
         f"could not load model {spec!r}: {type(e).__name__}: {first_line}. "
-        f"If its weights are not on this machine (HF_HUB_OFFLINE={offline}), download them where there is a network "
-        "(e.g. `huggingface-cli download ORG/NAME --local-dir DIR`) and pass the local path: "
+        f"If its weights are not on this machine (HF_HUB_OFFLINE={offline}; `lookbench models check {spec}` says), "
+        f"fetch them where there is a network: `lookbench models fetch {spec}` fills the Hugging Face cache "
+        "(HF_HOME; copy it here), or download a folder (`hf download ORG/NAME --local-dir DIR`) and pass its path: "
         "open_clip:NAME@/path/to/weights.pt, open_clip:local-dir:DIR or hf:DIR")
 
 # %% ../../nbs/08_models.ipynb #d5d0eb5b
@@ -414,6 +443,27 @@ def select_trainable(model, lock:str='none', unlock_last:int=0)->dict:
         p.requires_grad_(trainable(n))
         if p.requires_grad:
             counts[_tower(n)] += p.numel()
+    return counts
+
+# %% ../../nbs/08_models.ipynb #0a9d5587
+def freeze_unused(model, pixels:torch.Tensor, texts:list[str])->dict:
+    "Freeze the trainable parameters a training forward on (`pixels`, `texts`) does not reach; return trainable counts"
+    root, mode = model.trainable_root(), model.training
+    root.zero_grad(set_to_none=True)
+    model.eval()
+    img, txt = model.train_forward(pixels, list(texts))
+    reached = img.float().sum() + txt.float().sum()
+    if reached.requires_grad:
+        reached.backward()
+    keep = {id(model.logit_scale_param())}
+    counts = {'image': 0, 'text': 0, 'other': 0}
+    for n, p in root.named_parameters():
+        if p.requires_grad and p.grad is None and id(p) not in keep:
+            p.requires_grad_(False)
+        if p.requires_grad:
+            counts[_tower(n)] += p.numel()
+    root.zero_grad(set_to_none=True)
+    model.train(mode)
     return counts
 
 # %% ../../nbs/08_models.ipynb #353ce828

@@ -4,15 +4,17 @@
 
 # %% ../../nbs/07_splits.ipynb #563609ef
 from __future__ import annotations
+import json
+
 import numpy as np
 import pandas as pd
 
 from .schema import ensure_tables
-from .warehouse import LookbenchError, registered, require_table, table_columns, transaction
+from .warehouse import LookbenchError, registered, require_table, table_columns, table_exists, transaction
 
 # %% auto #0
-__all__ = ['CHECKS', 'check_items', 'assert_checks', 'near_duplicates', 'assign_splits', 'row_accounting', 'class_names',
-           'split_items', 'attribute_sets']
+__all__ = ['CHECKS', 'DEMO_HELDOUT', 'DEMO_FORMATS', 'check_items', 'assert_checks', 'near_duplicates', 'assign_splits',
+           'resolve_heldout', 'catalog_format', 'row_accounting', 'class_names', 'split_items', 'attribute_sets']
 
 # %% ../../nbs/07_splits.ipynb #1c69cd17
 CHECKS = {  # name: (SQL returning offending rows, hard?)
@@ -94,7 +96,8 @@ def assign_splits(con, val_pct:int=10,               # percent of the original t
     "Write `splits` (item_id, split, heldout) and quarantine's split rows in one transaction; return split counts"
     unknown = set(heldout_classes) - {r[0] for r in con.execute('SELECT label FROM labels').fetchall()}
     if unknown:
-        raise LookbenchError(f"heldout_classes {sorted(unknown)} are not in table `labels`: fix env.yaml")
+        raise LookbenchError(f"held-out classes {sorted(unknown)} are not in table `labels`: name classes the catalog "
+                             "has (env.yaml `heldout_classes`, or `lookbench splits --heldout`)")
     with transaction(con):
         ensure_tables(con, 'quarantine', 'splits')
         con.execute('''CREATE OR REPLACE TEMP TABLE _raw AS
@@ -110,6 +113,26 @@ def assign_splits(con, val_pct:int=10,               # percent of the original t
             WHERE item_id NOT IN (SELECT item_id FROM quarantine WHERE stage = 'splits')''', [list(heldout_classes)])
         con.execute('DROP TABLE _raw')
     return con.execute('SELECT split, heldout, count(*) AS n FROM splits GROUP BY ALL ORDER BY ALL').df()
+
+# %% ../../nbs/07_splits.ipynb #c7b28e28
+DEMO_HELDOUT = ('Pullover', 'Sandal', 'Bag')  # the demo catalogs' held-out classes: a top, a shoe, an accessory
+DEMO_FORMATS = ('fashion-mnist', 'fashion-attributes')
+
+def resolve_heldout(heldout, catalog_format:str)->list[str]:
+    "The classes to hold out: `heldout` as a list, or for 'auto' (or None) the demo's three on a demo catalog, else none"
+    if heldout is None or heldout == 'auto':
+        return list(DEMO_HELDOUT) if catalog_format in DEMO_FORMATS else []
+    if isinstance(heldout, str):
+        text = heldout.strip()
+        heldout = json.loads(text) if text.startswith('[') else [text]
+    return [str(c) for c in heldout if str(c).strip()]
+
+def catalog_format(con)->str:
+    "The format of the catalog's latest ingest batch ('' when nothing was ingested)"
+    if not table_exists(con, 'ingest_batches'):
+        return ''
+    rows = con.execute('SELECT format FROM ingest_batches ORDER BY created_at DESC LIMIT 1').fetchall()
+    return rows[0][0] if rows else ''
 
 # %% ../../nbs/07_splits.ipynb #2f6e1487
 def row_accounting(con)->dict:

@@ -22,7 +22,7 @@ from .data import IDX_FILES
 __all__ = ['TINY_OPEN_CLIP_CFG', 'FIXTURE_CLASSES', 'FIXTURE_COLOURS', 'write_idx', 'make_fixture_source', 'fixture_warehouse',
            'make_tiny_open_clip', 'clip_bpe_tokenizer', 'make_tiny_hf_clip', 'fixture_image', 'make_kagl_fixture',
            'make_manifest_fixture', 'make_imagefolder_fixture', 'catalog_like_vectors', 'png_bytes_of',
-           'scored_warehouse', 'free_port', 'start_server']
+           'scored_warehouse', 'free_port', 'start_server', 'fake_hub']
 
 # %% ../../nbs/90_testing.ipynb #e8ceb918
 def write_idx(path:str|Path, arr:np.ndarray):
@@ -289,3 +289,38 @@ def start_server(warehouse:str|Path, *args:str, timeout:float=600)->tuple:
             raise RuntimeError(f"lookbench serve {' '.join(args)} exited: {p.stderr.read()[-3000:]}")
     p.kill()
     raise RuntimeError(f'lookbench serve did not answer /health within {timeout:.0f} s')
+
+# %% ../../nbs/90_testing.ipynb #042db9f1
+def fake_hub(repos:dict[str, str|Path])->tuple:
+    "(server, url) of a local HTTP server answering the hub's file API for `repos` ({ORG/NAME: folder}); `server.shutdown()`"
+    import hashlib
+    import http.server
+    import threading
+    commit = hashlib.sha1(json.dumps(sorted(map(str, repos.items()))).encode()).hexdigest()
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args): pass
+        def do_HEAD(self): self._answer(body=False)
+        def do_GET(self): self._answer(body=True)
+        def _answer(self, body:bool):
+            parts = self.path.split('?')[0].strip('/').split('/')
+            repo, name = '/'.join(parts[:2]), '/'.join(parts[4:])
+            path = Path(repos[repo]) / name if repo in repos and parts[2:3] == ['resolve'] else None
+            if path is None or not path.is_file():
+                self.send_response(404)
+                self.send_header('X-Error-Code', 'EntryNotFound' if repo in repos else 'RepoNotFound')
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+                return
+            data = path.read_bytes()
+            self.send_response(200)
+            self.send_header('X-Repo-Commit', commit)
+            self.send_header('ETag', f'"{hashlib.sha256(data).hexdigest()}"')
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            if body:
+                self.wfile.write(data)
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f'http://127.0.0.1:{server.server_address[1]}'

@@ -4,22 +4,59 @@
 
 # %% ../../nbs/00_tracking.ipynb #64c56f82
 from __future__ import annotations
+import hashlib
+import json
 import os
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['start_run']
+__all__ = ['start_run', 'catalog_artifact', 'model_artifact', 'link_artifacts']
 
 # %% ../../nbs/00_tracking.ipynb #2df08d38
 def start_run(job_type:str,       # 'align', 'evaluate', ...
               run_id:str,         # the same id as in the warehouse's `runs` and `metrics` tables
               config:dict,        # the resolved config of the run
-              project:str='lookbench',
-              group:str|None=None): # runs that belong together, e.g. the trials of one experiment
+              project:str|None=None,  # None: $WANDB_PROJECT, else 'lookbench'
+              group:str|None=None): # runs that belong together; None: $WANDB_RUN_GROUP (`make build` sets one per build)
     "Start a W&B run (offline unless `WANDB_MODE` is set) whose id matches the warehouse run id"
     import wandb
     mode = os.environ.get('WANDB_MODE', 'offline')
     folder = Path(os.environ.get('WANDB_DIR', '.'))
     folder.mkdir(parents=True, exist_ok=True)  # W&B writes into folder/wandb/
+    project = project or os.environ.get('WANDB_PROJECT') or 'lookbench'
+    group = group or os.environ.get('WANDB_RUN_GROUP') or None  # WANDB_ENTITY is read by wandb itself
     return wandb.init(project=project, job_type=job_type, id=run_id, name=run_id, config=config, group=group,
                       mode=mode, dir=str(folder), reinit='finish_previous')
+
+# %% ../../nbs/00_tracking.ipynb #d9f18e3e
+def _json_artifact(name:str, kind:str, facts:dict):
+    "A W&B artifact holding `facts` as its metadata and as a small JSON file (what its digest is made of)"
+    import wandb
+    artifact = wandb.Artifact(name, type=kind, metadata=facts)
+    with artifact.new_file(f'{kind}.json') as f:
+        f.write(json.dumps(facts, sort_keys=True, default=str))
+    return artifact
+
+def catalog_artifact(snapshots:dict[str, str]):
+    "The catalog a run read, from its tables' snapshot ids ({'items': ..., 'splits': ...})"
+    return _json_artifact('catalog', 'dataset', dict(snapshots))
+
+def model_artifact(spec:str, fingerprint:str, name:str,
+                   weights:str|None=None):  # its weights file or folder: referenced (checksummed, not copied)
+    "A model as an artifact named by its fingerprint: its spec, fingerprint and name, and its weights by reference"
+    digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]
+    artifact = _json_artifact(f'model-{digest}', 'model', dict(spec=spec, fingerprint=fingerprint, name=name))
+    if weights:
+        artifact.add_reference(Path(weights).resolve().as_uri())
+    return artifact
+
+# %% ../../nbs/00_tracking.ipynb #1cf8055e
+def link_artifacts(run, uses=(), makes=()):
+    "Record in `run` the artifacts it read (`uses`) and made (`makes`)"
+    if run.offline or run.disabled:
+        run.config.update({'inputs': {a.name: a.digest for a in uses}}, allow_val_change=True)
+    else:
+        for artifact in uses:
+            run.use_artifact(artifact)
+    for artifact in makes:
+        run.log_artifact(artifact)

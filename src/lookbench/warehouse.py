@@ -24,7 +24,7 @@ from .schema import ensure_tables
 __all__ = ['DEFAULT_WAREHOUSE', 'LOCK_WAIT', 'LookbenchError', 'warehouse_error', 'connect', 'session', 'transaction',
            'registered', 'table_exists', 'count_rows', 'table_columns', 'require_table', 'now_utc', 'new_run_id',
            'write_metrics', 'code_version', 'this_process', 'process_gone', 'mark_killed_runs', 'runs_overview',
-           'record_run', 'table_snapshot', 'write_atomic', 'write_receipt', 'read_receipt']
+           'record_run', 'table_snapshot', 'catalog_snapshots', 'write_atomic', 'write_receipt', 'read_receipt']
 
 # %% ../../nbs/02_warehouse.ipynb #8efc893b
 DEFAULT_WAREHOUSE = 'data/warehouse.duckdb'
@@ -228,6 +228,11 @@ def table_snapshot(con, name:str)->str:
     "A content hash of table `name` (order-independent), used as a data snapshot id in lineage"
     n, h = con.execute(f'SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {name} t').fetchone()
     return f"{name}:{n}:{h & 0xffffffffffff:012x}"
+
+# %% ../../nbs/02_warehouse.ipynb #5d8699ed
+def catalog_snapshots(con)->dict[str, str]:
+    "The snapshot ids of the catalog tables a model is trained and judged on (`items`, `splits`), where they exist"
+    return {name: table_snapshot(con, name) for name in ('items', 'splits') if table_exists(con, name)}
 
 # %% ../../nbs/02_warehouse.ipynb #ac197fb3
 def write_atomic(path:str|Path, data:bytes|str)->Path:
