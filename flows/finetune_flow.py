@@ -1,7 +1,7 @@
 """Fine-tune on one node or several: Metaflow's @parallel starts the nodes, torchrun the processes on each.
 
-Runs here, one node:        USERNAME=$USER python flows/finetune_flow.py run --nproc 2
-Two "nodes" on this host:   USERNAME=$USER python flows/finetune_flow.py run --nodes 2 --nproc 1
+Runs here, one node:        make flow-finetune  (python flows/finetune_flow.py run --nproc 2, METAFLOW_USER set)
+Two "nodes" on this host:   make flow-finetune NODES=2 NPROC=1
 On a cluster (NOT TESTED):  python flows/finetune_flow.py run --nodes 2 --nproc 4 --with kubernetes:gpu=4
                             (or --with batch:gpu=4); every node must see --warehouse and --out on a shared
                             filesystem, and rank 0 (node 0) is the one that writes them.
@@ -11,20 +11,25 @@ import subprocess
 
 from metaflow import FlowSpec, Parameter, current, parallel, step
 
+from lookbench.finetune import FinetuneConfig
+
+DEFAULTS = FinetuneConfig()  # one source of the fine-tuning defaults: the flow runs the build's fine-tune
+
 
 class FinetuneFlow(FlowSpec):
     "Start N nodes (@parallel), run torchrun on each, then report what the run registered"
     warehouse = Parameter('warehouse', default='data/warehouse.duckdb', help='DuckDB warehouse file (shared by nodes)')
-    base = Parameter('base', default='lit:data/models/lit_heads.pt', help='model spec to start from')
+    base = Parameter('base', default='promoted', help="model to start from: 'promoted', a registered id or a spec")
     out = Parameter('out', default='data/finetune-flow', help='checkpoint folder (shared by nodes)')
     nodes = Parameter('nodes', default=1, help='machines (Metaflow @parallel tasks)')
     nproc = Parameter('nproc', default=2, help='training processes per node (GPUs per node on a GPU cluster)')
     port = Parameter('port', default=29400, help="rendezvous port on node 0 (several nodes only)")
-    epochs = Parameter('epochs', default=2, help='passes over the train pairs')
-    batch_size = Parameter('batch_size', default=64, help='pairs per micro-batch per process')
-    lr = Parameter('lr', default=1e-5, help='AdamW peak learning rate')
-    lock = Parameter('lock', default='none', help='none, image or text')
-    unlock_last = Parameter('unlock_last', default=0, help='train only the last N blocks of each unlocked tower')
+    epochs = Parameter('epochs', default=DEFAULTS.epochs, help='passes over the train pairs')
+    batch_size = Parameter('batch_size', default=DEFAULTS.batch_size, help='pairs per micro-batch per process')
+    lr = Parameter('lr', default='preset', help="AdamW peak learning rate; 'preset': the base's (FINETUNE_PRESETS)")
+    lock = Parameter('lock', default=DEFAULTS.lock, help='none, image or text')
+    unlock_last = Parameter('unlock_last', default='preset', help="train only the last N blocks of each unlocked "
+                                                                  "tower (0: all); 'preset': the base's")
     max_train = Parameter('max_train', default=0, help='cap on train pairs (0 = all)')
     device = Parameter('device', default='auto', help='auto, cpu or cuda')
     resume = Parameter('resume', default=False, help='continue the run whose last.pt is in --out')
@@ -38,10 +43,11 @@ class FinetuneFlow(FlowSpec):
     def train(self):
         from lookbench.distributed import torchrun_command
         args = ['finetune', '--warehouse', self.warehouse, '--base', self.base, '--out', self.out,
-                '--epochs', str(self.epochs), '--batch-size', str(self.batch_size), '--lr', str(self.lr),
-                '--lock', self.lock, '--unlock-last', str(self.unlock_last), '--device', self.device,
-                '--resume' if self.resume else '--no-resume'] + (['--max-train', str(self.max_train)]
-                                                                  if self.max_train else [])
+                '--epochs', str(self.epochs), '--batch-size', str(self.batch_size), '--lock', self.lock,
+                '--device', self.device, '--resume' if self.resume else '--no-resume']
+        args += ['--max-train', str(self.max_train)] if self.max_train else []
+        args += ['--lr', str(self.lr)] if str(self.lr) != 'preset' else []
+        args += ['--unlock-last', str(self.unlock_last)] if str(self.unlock_last) != 'preset' else []
         node = current.parallel
         cmd = torchrun_command(self.nproc, args, nnodes=node.num_nodes, node_rank=node.node_index,
                                endpoint=f'{node.main_ip}:{self.port}')

@@ -1,6 +1,6 @@
 """Score new products with the promoted model in parallel shards, then load them into the warehouse in one transaction.
 
-Runs here with no services:   USERNAME=$USER python flows/score_flow.py run --shards 2
+Runs here with no services:   make flow   (python flows/score_flow.py run --shards 2, with METAFLOW_USER set: root has none)
 The same flow on a cluster:   python flows/score_flow.py run --with batch       (AWS Batch)
                               python flows/score_flow.py run --with kubernetes  (Kubernetes)
                               python flows/score_flow.py argo-workflows create  (scheduled on Argo)

@@ -8,17 +8,17 @@ from lookbench.warehouse import connect
 
 
 def test_cli_steps_end_to_end(source, tmp_path, capsys):
-    wh, heads = str(tmp_path / 'w.duckdb'), str(tmp_path / 'heads.pt')
+    wh, models = str(tmp_path / 'w.duckdb'), str(tmp_path / 'models')
     steps = [['ingest', 'fashion-mnist', str(source)],
              ['splits', '--val-pct', '20', '--heldout', 'Bag', '--heldout', 'Sandal'],
              ['embed', '--device', 'cpu'],
-             ['align', '--out', heads, '--epochs', '3', '--batch-size', '32', '--device', 'cpu'],
-             ['evaluate', '--model', 'lit', '--model', f'lit:{heads}', '--device', 'cpu']]
+             ['align', '--out', models, '--epochs', '3', '--batch-size', '32', '--device', 'cpu'],
+             ['evaluate', '--model', 'lit', '--model', 'promoted', '--device', 'cpu']]
     for args in steps:
         assert main(args + ['--warehouse', wh]) == 0, args
         out = capsys.readouterr().out.strip().splitlines()
         assert all(line.startswith(f'{args[0]}: ') for line in out), out
-    assert len(out) == 2 and 'heldout=' in out[1]
+    assert len(out) == 2 and 'heldout=' in out[1] and out[1].startswith('evaluate: promoted on test')
     with connect(wh, read_only=True) as con:
         kinds = con.execute('SELECT kind, count(*) FROM runs GROUP BY kind ORDER BY kind').fetchall()
         assert kinds == [('align', 1), ('evaluate', 2)]

@@ -60,7 +60,7 @@ def test_uncached_hub_models_fail_fast_with_advice(spec, monkeypatch):
     with pytest.raises(LookbenchError) as e:
         load_model(spec, device='cpu')
     assert time.time() - t0 < 30
-    assert repr(spec) in str(e.value) and 'local path' in str(e.value)
+    assert repr(spec) in str(e.value) and f'lookbench models fetch {spec}' in str(e.value) and 'its path' in str(e.value)
 
 
 def test_lit_model_is_honest_about_what_it_is(lit_towers):

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/17_cli.ipynb #80391e45
 from __future__ import annotations
-import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -382,7 +381,8 @@ def paper(experiments:Path=typer.Option(Path('experiments'), help='folder of exp
     from lookbench.paper import paper as write
     r = write(experiments, root, out, progress=progress)
     print(f"paper: {r['ran']} trials run, {r['skipped']} already finished; {r['rows']} result rows of "
-          f"{r['trials']} trials from {', '.join(r['experiments'])} into {r['out']}")
+          f"{r['trials']} trials from {', '.join(r['experiments'])} into {r['out']}"
+          + (f"; not run here: {', '.join(r['not_run'])}" if r['not_run'] else ''))
 
 # %% ../../nbs/17_cli.ipynb #5f3d52f2
 @app.command()

@@ -87,10 +87,11 @@ def torchrun_command(nproc:int, args:list[str], nnodes:int=1, node_rank:int=0, e
 
 # %% ../../nbs/23_distributed.ipynb #4a808a8e
 _EXCEPTION = re.compile(r'^([\w.]+(?:Error|Exception)):\s*(.*)$')
+_RANK = re.compile(r'^\[(?:rank|default)\d+\]:\s?')  # torch prefixes each line a worker's traceback prints
 
 def failure_line(output:str)->str:
     "What failed, in one line, from the stderr of processes that failed"
-    lines = [line.strip() for line in output.splitlines()]
+    lines = [_RANK.sub('', line).strip() for line in output.splitlines()]
     ours = [line[len('error: '):] for line in lines if line.startswith('error: ')]
     if ours:
         return ours[0]

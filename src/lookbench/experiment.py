@@ -20,10 +20,11 @@ import yaml
 from .align import AlignConfig, caption_pairs, pair_features
 from .catalog import QualityConfig, ingest_catalog
 from .embed import image_embeddings
-from .models import LitTowers, load_lit, save_lit
+from .models import LitTowers, load_lit, load_model, save_lit
 from .recipes import FROM_AN_INITIALISATION, recipe_model, train_recipe
 from .schema import ensure_tables
-from .splits import assign_splits, class_names, split_items
+from .retrieval import query_ranks, rank_values
+from .splits import assign_splits, class_names, resolve_heldout, split_items
 from .stats import (bootstrap_metric, ece_samples, expected_calibration_error, gzsl_samples, gzsl_scores,
                              percentile_interval, resample_indices)
 from .tracking import start_run
@@ -32,9 +33,10 @@ from .warehouse import (LookbenchError, code_version, connect, new_run_id, now_u
 from .zeroshot import PROMPT_SETS, build_classifier
 
 # %% auto #0
-__all__ = ['TRIAL_DEFAULTS', 'REPORT_DEFAULTS', 'LEDGER_TABLES', 'load_experiment', 'expand_grid', 'data_key', 'trial_id',
-           'prepare_data', 'trained_model', 'zero_shot_items', 'item_metrics', 'wise_rows', 'fine_tuned', 'run_trial',
-           'open_ledger', 'plan_trials', 'run_experiment', 'experiment_status']
+__all__ = ['TRIAL_DEFAULTS', 'REPORT_DEFAULTS', 'EXPERIMENT_KEYS', 'LEDGER_TABLES', 'load_experiment', 'expand_grid', 'data_key',
+           'trial_id', 'trial_heldout', 'prepare_data', 'trained_model', 'zero_shot_items', 'item_metrics',
+           'query_metrics', 'wise_rows', 'fine_tuned', 'run_trial', 'open_ledger', 'plan_trials', 'run_experiment',
+           'experiment_status']
 
 # %% ../../nbs/20_experiment.ipynb #57d13736
 TRIAL_DEFAULTS = {
@@ -43,14 +45,18 @@ TRIAL_DEFAULTS = {
              'options': {},                         # adapter options, as in catalog_options
              'sample': 2000,                        # fashion-mnist(-attributes): items per original split
              'val_pct': 10,                         # percent of train carved out as val
-             'heldout_classes': ['Pullover', 'Sandal', 'Bag']},  # never trained on: the zero-shot classes
+             'heldout_classes': 'auto'},            # never trained on; auto: the demo's three on the demo, else none
     'recipe': 'lit',              # conse, lit, lit_init or lit_locked_text (see `recipes`)
-    'model': None,                # or a model spec (open_clip:..., hf:...) evaluated as it is, recipe ignored
+    'dataset': None,              # a name from the file's `datasets`: its settings replace `data`'s (a data axis)
+    'model': None,                # or a model spec (open_clip:..., hf:...): zero-shot as it is (and fine-tuned, with
+                                  # `finetune`); the recipe is then ignored
+    'device': 'auto',             # where a `model` trial embeds, and any trial fine-tunes: CUDA when present, else CPU
     'prompts': 'ensemble',        # a prompt set of `zeroshot.PROMPT_SETS`
     'seed': 0,                    # heads' initialisation and batch order
     'align': {'epochs': 10, 'batch_size': 1024, 'lr': 2e-3},  # AlignConfig knobs of the heads' training
     'anchor_weight': 0.01,        # lit_init only: a light L2 pull of its heads toward ConSE's linear map in training
-    'finetune': None,             # FinetuneConfig knobs to fine-tune the towers after the heads (None: no fine-tuning)
+    'finetune': None,             # FinetuneConfig knobs to fine-tune the model (the recipe's heads and towers, or the
+                                  # `model`) before it is judged; None: no fine-tuning
     'wise_alphas': [],            # for recipes with an initialisation: also evaluate heads (1-a)*initial + a*trained
 }
 REPORT_DEFAULTS = {'split': 'test', 'metrics': ['top1', 'weighted_f1'], 'class_sets': ['all', 'seen', 'heldout']}
@@ -62,7 +68,7 @@ def _merge(base:dict, update:dict, where:str)->dict:
     for key, value in update.items():
         if key not in out:
             raise LookbenchError(f"{where}: unknown setting {key!r}; known ones: {', '.join(out)}")
-        nested = isinstance(out[key], dict) and isinstance(value, dict)
+        nested = isinstance(out[key], dict) and bool(out[key]) and isinstance(value, dict)  # {}: free-form (options)
         out[key] = _merge(out[key], value, f'{where}.{key}') if nested else copy.deepcopy(value)
     return out
 
@@ -76,6 +82,12 @@ def _dotted(rest:str, value)->dict:
     return {head: _dotted(tail, value) if tail else value}
 
 # %% ../../nbs/20_experiment.ipynb #b8ffb572
+EXPERIMENT_KEYS = ('name', 'description', 'base', 'grid', 'report', 'datasets', 'published')
+
+def _datasets(datasets:dict, path)->dict:
+    "Named data configs (`datasets: {NAME: {format: ..., source: ...}}`), each checked against the data settings"
+    return {name: _merge(TRIAL_DEFAULTS['data'], d or {}, f'{path}: datasets.{name}') for name, d in datasets.items()}
+
 def load_experiment(path:str|Path)->dict:
     "Read and check an experiment file: name, description, base config, grid axes and report settings"
     path = Path(path)
@@ -85,10 +97,10 @@ def load_experiment(path:str|Path)->dict:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise LookbenchError(f"experiment file {path} is not valid YAML: {str(e).splitlines()[0]}") from None
-    unknown = set(spec) - {'name', 'description', 'base', 'grid', 'report'}
+    unknown = set(spec) - set(EXPERIMENT_KEYS)
     if unknown or not spec.get('name'):
-        raise LookbenchError(f"experiment file {path}: needs a name, and takes only name, description, base, grid and "
-                             f"report{'; unknown: ' + ', '.join(sorted(unknown)) if unknown else ''}")
+        raise LookbenchError(f"experiment file {path}: needs a name, and takes only {', '.join(EXPERIMENT_KEYS)}"
+                             f"{'; unknown: ' + ', '.join(sorted(unknown)) if unknown else ''}")
     grid = spec.get('grid') or {}
     bad = [k for k, v in grid.items() if not isinstance(v, list) or not v]
     if bad:
@@ -96,7 +108,18 @@ def load_experiment(path:str|Path)->dict:
     return dict(name=str(spec['name']), description=spec.get('description', ''), path=str(path),
                 base=_merge(TRIAL_DEFAULTS, spec.get('base') or {}, f'{path}: base'), grid=grid,
                 report=_merge(REPORT_DEFAULTS, spec.get('report') or {}, f'{path}: report'),
+                datasets=_datasets(spec.get('datasets') or {}, path), published=spec.get('published') or {},
                 file_sha=hashlib.sha256(path.read_bytes()).hexdigest()[:16])
+
+def _with_dataset(config:dict, exp:dict)->dict:
+    "`config` with the data settings of its named dataset, if it names one"
+    name = config['dataset']
+    if name is None:
+        return config
+    if name not in exp['datasets']:
+        raise LookbenchError(f"{exp['path']}: dataset {name!r} is not in the file's datasets "
+                             f"({', '.join(exp['datasets']) or 'none'})")
+    return dict(config, data=copy.deepcopy(exp['datasets'][name]))
 
 def expand_grid(exp:dict)->list[dict]:
     "The trials' resolved configs: the base with each combination of the grid axes, in the file's order"
@@ -106,7 +129,7 @@ def expand_grid(exp:dict)->list[dict]:
         config = exp['base']
         for axis, value in zip(axes, values):
             config = _set(config, axis, value, f"{exp['path']}: grid")
-        configs.append(config)
+        configs.append(_with_dataset(config, exp))
     return configs
 
 # %% ../../nbs/20_experiment.ipynb #b78703f5
@@ -121,6 +144,10 @@ def trial_id(config:dict, data_snapshot:str, code:str)->str:
     "A trial's identity: its resolved config, the data it ran on and the code that ran it"
     return _key(config, data_snapshot, code)
 
+def trial_heldout(data:dict)->list[str]:
+    "The held-out classes of a data config ('auto' resolved by its format, as `lookbench splits` does)"
+    return resolve_heldout(data['heldout_classes'], data['format'])
+
 def prepare_data(data:dict, root:Path)->tuple[Path, str]:
     "The warehouse of a data config, ingested and split once; returns (path, snapshot of its splits)"
     path = Path(root)/f'data-{data_key(data)}.duckdb'
@@ -131,7 +158,7 @@ def prepare_data(data:dict, root:Path)->tuple[Path, str]:
                 options['sample'] = data['sample']
             ingest_catalog(con, data['format'], data['source'], cfg=QualityConfig(max_quarantine_pct=100),
                            progress=False, **options)
-            assign_splits(con, data['val_pct'], data['heldout_classes'])
+            assign_splits(con, data['val_pct'], trial_heldout(data))
         return path, table_snapshot(con, 'splits')
 
 # %% ../../nbs/20_experiment.ipynb #d4dfc8e4
@@ -147,8 +174,7 @@ def _heads_key(config:dict, data_snapshot:str, code:str)->str:
 def trained_model(config:dict, con, towers:LitTowers, root:Path, data_snapshot:str, code:str):
     "The model of a trial's recipe, trained on the warehouse's train pairs (or loaded from the heads cache)"
     if config['model']:
-        from lookbench.models import load_model
-        return load_model(config['model'], 'cpu'), None
+        return load_model(config['model'], config['device']), None
     model = recipe_model(config['recipe'], towers, config['seed'])
     if config['recipe'] == 'conse':
         return model, None
@@ -205,6 +231,16 @@ def item_metrics(frames:dict[str, pd.DataFrame], heldout:list[str], split:str='t
             rows += _all_class_rows(f, classes, y, p, heldout, idx, split)
     return pd.DataFrame(rows)
 
+def query_metrics(queries:pd.DataFrame, split:str='test', seed:int=0)->pd.DataFrame:
+    "Retrieval rows (t2i_recall@k, t2i_mrr, i2t_...) with 95% bootstrap intervals over queries (`retrieval.query_ranks`)"
+    rows = []
+    for direction, q in queries.groupby('direction', sort=True):
+        idx = resample_indices(len(q), seed=seed)
+        for name, per_query in rank_values(q['rank'].to_numpy()).items():
+            rows.append(dict(split=split, class_set='all', metric=f'{direction}_{name}', n=len(q),
+                             **_interval(per_query[idx].mean(1), float(per_query.mean()))))
+    return pd.DataFrame(rows)
+
 def _all_class_rows(f, classes, y, p, heldout, idx, split)->list[dict]:
     "GZSL seen/unseen/H and calibration of the all-class predictions, with intervals"
     confidence, correct = f.confidence.to_numpy(), (y == p)
@@ -236,10 +272,11 @@ def fine_tuned(con, model, config:dict, root:Path, trial:str, heads_path:Path|No
     if not config['finetune']:
         return model
     from lookbench.finetune import FinetuneConfig, PairCache, finetune
-    from lookbench.models import load_model
-    if heads_path is None:
-        raise LookbenchError(f"trial {trial}: fine-tuning starts from trained LiT heads; recipe {config['recipe']!r} has none")
-    tuned = load_model(f'lit:{heads_path}', 'cpu')
+    start = config['model'] or (f'lit:{heads_path}' if heads_path is not None else None)
+    if start is None:
+        raise LookbenchError(f"trial {trial}: fine-tuning starts from a model spec or trained LiT heads; recipe "
+                             f"{config['recipe']!r} has neither")
+    tuned = load_model(start, config['device'])
     cfg = FinetuneConfig(seed=config['seed'], **config['finetune'])
     train = PairCache(con, tuned, 'train', limit=cfg.max_train, seed=cfg.seed)
     val = PairCache(con, tuned, 'val', limit=cfg.max_val, seed=cfg.seed)
@@ -257,15 +294,16 @@ def run_trial(config:dict, wh:Path, data_snapshot:str, trial:str, root:Path, tow
         model, initial = trained_model(config, con, towers, root, data_snapshot, code)
         heads = Path(root)/'heads'/f"{_heads_key(config, data_snapshot, code)}.pt"
         model = fine_tuned(con, model, config, root, trial, heads if heads.is_file() else None)
-        heldout = list(config['data']['heldout_classes'])
+        heldout = trial_heldout(config['data'])
         frames = zero_shot_items(con, model, config['prompts'])
-        rows = pd.concat([item_metrics(frames, heldout), wise_rows(con, model, initial, config, heldout)],
-                         ignore_index=True)
+        queries = query_ranks(con, model)
+        rows = pd.concat([item_metrics(frames, heldout), query_metrics(queries),
+                          wise_rows(con, model, initial, config, heldout)], ignore_index=True)
         record_run(con, run_id, 'trial', trial, dict(config, experiment=experiment), data_snapshot)
-    return dict(run_id=run_id, rows=rows, frames=frames)
+    return dict(run_id=run_id, rows=rows, frames=frames, queries=queries)
 
 # %% ../../nbs/20_experiment.ipynb #1a62ad17
-LEDGER_TABLES = ('experiments', 'trials', 'trial_results', 'trial_items')
+LEDGER_TABLES = ('experiments', 'trials', 'trial_results', 'trial_items', 'trial_queries')
 
 def open_ledger(root:str|Path='data/experiments', read_only:bool=False):
     "A connection to the experiment ledger under `root`"
@@ -294,11 +332,14 @@ def _mark(con, trial:str, experiment:str, config:dict, key:str, snapshot:str, st
 def _record_results(con, trial:str, experiment:str, config:dict, key:str, snapshot:str, result:dict, started, seconds:float):
     "A finished trial's metrics, per-item predictions and state, in one transaction"
     items = pd.concat([f.assign(class_set=name) for name, f in result['frames'].items()], ignore_index=True)
-    with transaction(con), registered(con, _r=result['rows'].assign(trial_id=trial), _i=items.assign(trial_id=trial)):
-        con.execute('DELETE FROM trial_results WHERE trial_id = ?', [trial])
-        con.execute('DELETE FROM trial_items WHERE trial_id = ?', [trial])
+    frames = dict(_r=result['rows'].assign(trial_id=trial), _i=items.assign(trial_id=trial),
+                  _q=result['queries'].assign(trial_id=trial))
+    with transaction(con), registered(con, **frames):
+        for table in ('trial_results', 'trial_items', 'trial_queries'):
+            con.execute(f'DELETE FROM {table} WHERE trial_id = ?', [trial])
         con.execute('INSERT INTO trial_results BY NAME SELECT * FROM _r')
         con.execute('INSERT INTO trial_items BY NAME SELECT * FROM _i').fetchall()  # read: DuckDB 2 blocks register() until then
+        con.execute('INSERT INTO trial_queries BY NAME SELECT * FROM _q').fetchall()
         _mark(con, trial, experiment, config, key, snapshot, 'finished', run_id=result['run_id'], started_at=started,
               finished_at=now_utc(), seconds=seconds)
 

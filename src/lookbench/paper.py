@@ -10,16 +10,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .experiment import expand_grid, load_experiment, open_ledger, run_experiment
+from .experiment import expand_grid, load_experiment, open_ledger, run_experiment, trial_heldout
+from .retrieval import rank_values
 from .stats import (_confusions, ece_samples, gzsl_samples, metric_samples, percentile_interval,
                              reliability_bins, resample_indices)
 from .warehouse import LookbenchError
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'ledger_trials', 'results_frame', 'group_samples', 'configuration_table', 'table_tex',
-           'table_markdown', 'write_if_changed', 'figure_prompt_sensitivity', 'figure_wise_curve',
-           'figure_per_class_f1', 'figure_reliability', 'figure_confusion', 'write_experiment', 'write_paper',
-           'experiment_files', 'paper']
+__all__ = ['LOWER_IS_BETTER', 'axis_label', 'ledger_trials', 'results_frame', 'is_retrieval', 'group_samples',
+           'configuration_table', 'table_tex', 'table_markdown', 'published_column', 'write_if_changed',
+           'figure_prompt_sensitivity', 'figure_wise_curve', 'figure_per_class_f1', 'figure_reliability',
+           'figure_confusion', 'write_experiment', 'write_paper', 'experiment_files', 'lacking', 'paper']
 
 # %% ../../nbs/21_paper.ipynb #d1c408e1
 def _flat(config:dict, prefix:str='')->dict:
@@ -32,16 +33,33 @@ def _flat(config:dict, prefix:str='')->dict:
             out[f'{prefix}{k}'] = v
     return out
 
-def ledger_trials(con, experiment:str)->pd.DataFrame:
-    "The finished trials of `experiment`, their configs flattened into columns"
-    t = con.execute('''SELECT trial_id, run_id, config, data_snapshot, code_version FROM trials
+def axis_label(value)->object:
+    "How a grid axis's value reads in a table: `none`, `epochs=1, lr=1e-05` for settings, else the value itself"
+    if value is None:
+        return 'none'
+    if isinstance(value, dict):
+        return ', '.join(f'{k}={axis_label(v)}' for k, v in sorted(value.items()))
+    return value
+
+def _axis(config:dict, dotted:str):
+    value = config
+    for part in dotted.split('.'):
+        value = value[part]
+    return axis_label(value)
+
+def ledger_trials(con, exp:dict)->pd.DataFrame:
+    "The finished trials of experiment `exp`, their configs flattened into columns, each grid axis a column of labels"
+    experiment = exp['name']
+    t = con.execute('''SELECT trial_id, run_id, config, data_key, data_snapshot, code_version FROM trials
                        WHERE experiment = ? AND status = 'finished' ORDER BY trial_id''', [experiment]).df()
-    configs = pd.DataFrame([_flat(json.loads(c)) for c in t.config], index=t.index)
-    return pd.concat([t.drop(columns='config'), configs], axis=1)
+    parsed = [json.loads(c) for c in t.config]
+    configs = pd.DataFrame([_flat(c) for c in parsed], index=t.index)
+    axes = pd.DataFrame([{a: _axis(c, a) for a in exp['grid']} for c in parsed], index=t.index, columns=list(exp['grid']))
+    return pd.concat([t.drop(columns='config'), configs.drop(columns=axes.columns, errors='ignore'), axes], axis=1)
 
 def results_frame(con, exp:dict)->pd.DataFrame:
     "Tidy results of an experiment: experiment, trial, its grid axes and seed, split, class set, metric, value, interval, n"
-    trials = ledger_trials(con, exp['name'])
+    trials = ledger_trials(con, exp)
     axes = [a for a in exp['grid'] if a != 'seed'] + ['seed']
     rows = con.execute('SELECT * FROM trial_results WHERE trial_id IN (SELECT unnest(?::VARCHAR[]))',
                        [trials.trial_id.tolist()]).df()
@@ -56,10 +74,17 @@ LOWER_IS_BETTER = {'ece'}
 def _coded(frame:pd.DataFrame, classes:list[str])->tuple[np.ndarray, np.ndarray]:
     return frame.label.map(classes.index).to_numpy(), frame.pred.map(classes.index).to_numpy()
 
+def is_retrieval(metric:str)->bool:
+    "Whether `metric` is a retrieval metric (its samples are over queries: `trial_queries`), not over items"
+    return metric.startswith(('t2i_', 'i2t_'))
+
 def group_samples(metric:str, frames:list[pd.DataFrame], heldout:list[str], idx:np.ndarray)->tuple[float, np.ndarray]:
-    "(value, resampled values) of `metric` over seeds' item frames (same items, same order), averaged over seeds"
-    classes = sorted(set().union(*(set(f.label) | set(f.pred) for f in frames)))
+    "(value, resampled values) of `metric` over seeds' item (or query) frames, same rows in the same order, seed-averaged"
     whole = np.arange(len(frames[0]))[None]
+    if is_retrieval(metric):
+        per_query = [rank_values(f['rank'].to_numpy())[metric.split('_', 1)[1]] for f in frames]
+        return float(np.mean([v.mean() for v in per_query])), np.mean([v[idx].mean(1) for v in per_query], axis=0)
+    classes = sorted(set().union(*(set(f.label) | set(f.pred) for f in frames)))
     def one(frame, rows):
         y, p = _coded(frame, classes)
         if metric == 'ece':
@@ -71,54 +96,74 @@ def group_samples(metric:str, frames:list[pd.DataFrame], heldout:list[str], idx:
     return value, np.mean([one(f, idx) for f in frames], axis=0)
 
 # %% ../../nbs/21_paper.ipynb #9c759046
+def _cell_frames(con, trials:pd.DataFrame)->dict:
+    "Per-item and per-query frames of `trials`, each in a fixed row order (items and queries pair up across trials)"
+    ids = trials.trial_id.tolist()
+    items = con.execute('SELECT * FROM trial_items WHERE trial_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id',
+                        [ids]).df()
+    queries = con.execute('''SELECT * FROM trial_queries WHERE trial_id IN (SELECT unnest(?::VARCHAR[]))
+                             ORDER BY direction, query''', [ids]).df()
+    return dict(items=items, queries=queries)
+
+def _frames_of(cells:dict, trial_ids:list[str], class_set:str, metric:str)->list[pd.DataFrame]:
+    "The rows a metric is computed over, one frame per trial: test items of a class set, or queries of a direction"
+    if is_retrieval(metric):
+        q = cells['queries']
+        chosen = q[q.direction == metric.split('_', 1)[0]]
+    else:
+        chosen = cells['items'][cells['items'].class_set == class_set]
+    return [chosen[chosen.trial_id == t].reset_index(drop=True) for t in trial_ids]
+
+def _applies(metric:str, class_set:str)->bool:
+    "GZSL, calibration and retrieval are measured over all classes only"
+    return class_set == 'all' or not (metric.startswith('gzsl_') or metric == 'ece' or is_retrieval(metric))
+
 def configuration_table(con, exp:dict, seed:int=0)->tuple[pd.DataFrame, dict]:
     "One row per configuration and one column per (class set, metric): value, interval, and whether significantly best"
-    trials = ledger_trials(con, exp['name'])
+    trials = ledger_trials(con, exp)
     if trials.empty:
         raise LookbenchError(f"experiment {exp['name']!r} has no finished trial in the ledger: run it first")
     axes = [a for a in exp['grid'] if a != 'seed']
-    items = con.execute('SELECT * FROM trial_items WHERE trial_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY item_id',
-                        [trials.trial_id.tolist()]).df()
+    cells = _cell_frames(con, trials)
     groups = _grid_ordered(trials.groupby(axes, sort=False), exp, axes) if axes else [((), trials)]
-    heldout = list(exp['base']['data']['heldout_classes'])
+    heldout = trial_heldout(exp['base']['data'])
     rows, trace = [], {}
     for class_set in exp['report']['class_sets']:
-        cs_items = items[items.class_set == class_set]
-        n = cs_items.item_id.nunique()
-        if n == 0:
-            continue
-        idx = resample_indices(n, seed=seed)
         for metric in exp['report']['metrics']:
-            if (metric.startswith('gzsl_') or metric == 'ece') and class_set != 'all':
+            if not _applies(metric, class_set):
                 continue
-            samples = {}
-            for key, g in groups:
-                label = key if isinstance(key, tuple) else (key,)
-                frames = [cs_items[cs_items.trial_id == t].reset_index(drop=True) for t in g.trial_id]
-                value, samples[label] = group_samples(metric, frames, heldout, idx)
-                lo, hi = percentile_interval(samples[label])
-                rows.append(dict(zip(axes, label)) | dict(class_set=class_set, metric=metric, value=value, ci_low=lo,
-                                                          ci_high=hi, seeds=len(g), n=n))
-                trace[label] = g.trial_id.tolist()
-            _mark_best(rows, samples, axes, class_set, metric)
-    return pd.DataFrame(rows), trace
+            column = []
+            for key, g in groups:  # configurations on the same data pair up; on other data they are not compared
+                frames = _frames_of(cells, g.trial_id.tolist(), class_set, metric)
+                if not len(frames[0]):
+                    continue
+                idx = resample_indices(len(frames[0]), seed=seed)
+                value, samples = group_samples(metric, frames, heldout, idx)
+                lo, hi = percentile_interval(samples)
+                column.append(dict(zip(axes, key)) | dict(class_set=class_set, metric=metric, value=value, ci_low=lo,
+                                                          ci_high=hi, seeds=len(g), n=len(frames[0]),
+                                                          data_key=g.data_key.iloc[0], samples=samples))
+                trace[key] = g.trial_id.tolist()
+            _mark_best(column)
+            rows += column
+    return pd.DataFrame(rows).drop(columns=['samples', 'data_key']), trace
 
+# %% ../../nbs/21_paper.ipynb #467dea22
 def _grid_ordered(groups, exp:dict, axes:list[str])->list:
     "Configurations in the order the experiment file's grid lists them"
-    order = list(dict.fromkeys(tuple(_flat(c)[a] for a in axes) for c in expand_grid(exp)))
+    order = list(dict.fromkeys(tuple(_axis(c, a) for a in axes) for c in expand_grid(exp)))
     keyed = [((k if isinstance(k, tuple) else (k,)), g) for k, g in groups]
     return sorted(keyed, key=lambda kg: order.index(kg[0]) if kg[0] in order else len(order))
 
-def _mark_best(rows:list[dict], samples:dict, axes:list[str], class_set:str, metric:str):
-    "Flag the column's best row when its paired difference to every other row excludes zero"
-    column = [r for r in rows if r['class_set'] == class_set and r['metric'] == metric]
-    sign = -1 if metric in LOWER_IS_BETTER else 1
-    best = max(column, key=lambda r: sign * r['value'])
-    best_key = tuple(best[a] for a in axes)
-    others = [k for k in samples if k != best_key]
-    lows = [percentile_interval(sign * (samples[best_key] - samples[k]))[0] for k in others]
-    for r in column:
-        r['best'] = r is best and bool(others) and all(lo > 0 for lo in lows)
+def _mark_best(column:list[dict]):
+    "Flag, among the rows on the same data, the best when its paired difference to every other row excludes zero"
+    for data in {r['data_key'] for r in column}:
+        same = [r for r in column if r['data_key'] == data]
+        sign = -1 if same[0]['metric'] in LOWER_IS_BETTER else 1
+        best = max(same, key=lambda r: sign * r['value'])
+        lows = [percentile_interval(sign * (best['samples'] - r['samples']))[0] for r in same if r is not best]
+        for r in same:
+            r['best'] = r is best and bool(lows) and all(lo > 0 for lo in lows)
 
 # %% ../../nbs/21_paper.ipynb #af0e0f11
 def _cell(r)->str:
@@ -136,33 +181,55 @@ def _layout(table:pd.DataFrame, axes:list[str])->tuple[list[tuple], list[tuple],
 def _tex_escape(text)->str:
     return str(text).replace('\\', '\\textbackslash{}').replace('_', '\\_').replace('%', '\\%').replace('&', '\\&')
 
-def table_tex(table:pd.DataFrame, axes:list[str], caption:str)->str:
+def _published_cells(published:dict|None, row_keys:list[tuple])->tuple[list[str], list[list[str]]]:
+    "(header, cells per row) of the published column, or nothing when the experiment quotes no numbers"
+    if not published:
+        return [], [[] for _ in row_keys]
+    cells = [[f"{100 * published['values'][row]:.1f}" if row in published['values'] else '--'] for row in row_keys]
+    return [published['header']], cells
+
+def table_tex(table:pd.DataFrame, axes:list[str], caption:str, published:dict|None=None)->str:
     "A booktabs table: one row per configuration, `value ± half-interval` cells, bold where significantly best"
     row_keys, col_keys, cells = _layout(table, axes)
+    quoted_head, quoted = _published_cells(published, row_keys)
     head = [_tex_escape(a) for a in axes] + [_tex_escape(f'{cs} {m}') for cs, m in col_keys]
+    head += [_tex_escape(h) for h in quoted_head]
     lines = ['\\begin{table}[t]', '\\centering', f'\\caption{{{_tex_escape(caption)}}}',
-             '\\begin{tabular}{' + 'l' * len(axes) + 'r' * len(col_keys) + '}', '\\toprule',
+             '\\begin{tabular}{' + 'l' * len(axes) + 'r' * (len(col_keys) + len(quoted_head)) + '}', '\\toprule',
              ' & '.join(head) + ' \\\\', '\\midrule']
-    for row in row_keys:
+    for row, extra in zip(row_keys, quoted):
         values = []
         for col in col_keys:
             r = cells.get((row, col))
             text = _cell(r).replace('±', '$\\pm$')
             values.append(f'\\textbf{{{text}}}' if r is not None and r.get('best') else text)
-        lines.append(' & '.join([_tex_escape(v) for v in row] + values) + ' \\\\')
+        lines.append(' & '.join([_tex_escape(v) for v in row] + values + extra) + ' \\\\')
     lines += ['\\bottomrule', '\\end{tabular}', '\\end{table}']
     return '\n'.join(lines) + '\n'
 
-def table_markdown(table:pd.DataFrame, axes:list[str])->str:
+def table_markdown(table:pd.DataFrame, axes:list[str], published:dict|None=None)->str:
     "The same table in Markdown (bold: significantly best)"
     row_keys, col_keys, cells = _layout(table, axes)
-    lines = ['| ' + ' | '.join(axes + [f'{cs} {m}' for cs, m in col_keys]) + ' |',
-             '|' + '---|' * len(axes) + '---:|' * len(col_keys)]
-    for row in row_keys:
+    quoted_head, quoted = _published_cells(published, row_keys)
+    lines = ['| ' + ' | '.join(axes + [f'{cs} {m}' for cs, m in col_keys] + quoted_head) + ' |',
+             '|' + '---|' * len(axes) + '---:|' * (len(col_keys) + len(quoted_head))]
+    for row, extra in zip(row_keys, quoted):
         values = [(f'**{_cell(cells.get((row, c)))}**' if (cells.get((row, c)) or {}).get('best') else _cell(cells.get((row, c))))
                   for c in col_keys]
-        lines.append('| ' + ' | '.join([str(v) for v in row] + values) + ' |')
+        lines.append('| ' + ' | '.join([str(v) for v in row] + values + extra) + ' |')
     return '\n'.join(lines) + '\n'
+
+# %% ../../nbs/21_paper.ipynb #d28f0f22
+def published_column(exp:dict, axes:list[str])->dict|None:
+    "The experiment's quoted numbers as {header, values: {row key: value}}, or None when it quotes none"
+    quoted = exp['published']
+    if not quoted:
+        return None
+    bad = [r for r in quoted.get('rows', []) if set(r) - {'value'} != set(axes)]
+    if bad:
+        raise LookbenchError(f"{exp['path']}: published row {bad[0]} must name exactly the grid's axes {axes} and a value")
+    values = {tuple(r[a] for a in axes): float(r['value']) for r in quoted.get('rows', [])}
+    return dict(header=f"published {quoted.get('class_set', 'all')} {quoted.get('metric', '')}".strip(), values=values)
 
 # %% ../../nbs/21_paper.ipynb #d15514d1
 def _save(fig, out:Path, name:str)->list[str]:
@@ -190,9 +257,11 @@ def write_if_changed(path:Path, data:bytes|str)->str:
 
 # %% ../../nbs/21_paper.ipynb #9208cfed
 def figure_prompt_sensitivity(table:pd.DataFrame, axes:list[str]):
-    "Top-1 on seen and held-out classes per configuration, with 95% intervals: how much the prompts move it"
+    "Top-1 on seen and held-out classes per configuration, with 95% intervals (None when not reported)"
     import matplotlib.pyplot as plt
     t = table[(table.metric == 'top1') & table.class_set.isin(['seen', 'heldout'])].copy()
+    if t.empty:
+        return None  # an experiment that reports neither
     t['config'] = [' / '.join(str(r[a]) for a in axes) for r in t.to_dict('records')]
     configs = list(dict.fromkeys(t.config))
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(configs) + 1.5))
@@ -305,8 +374,11 @@ def write_experiment(con, exp:dict, out:Path)->dict:
     name = exp['name']
     caption = f"{exp['description'] or name}: seed means, 95% intervals over test items; bold: significantly best"
     files = {'tables': {}, 'figures': {}}
-    for path in (write_if_changed(out/'tables'/f'{name}.tex', table_tex(table, axes, caption)),
-                 write_if_changed(out/'tables'/f'{name}.md', table_markdown(table, axes))):
+    quoted = published_column(exp, axes)
+    if quoted:
+        caption += f"; published: {exp['published'].get('source', 'see the experiment file')}"
+    for path in (write_if_changed(out/'tables'/f'{name}.tex', table_tex(table, axes, caption, quoted)),
+                 write_if_changed(out/'tables'/f'{name}.md', table_markdown(table, axes, quoted))):
         files['tables'][str(Path(path).relative_to(out))] = {_row_label(k): v for k, v in trace.items()}
     every = sorted(t for ts in trace.values() for t in ts)
     frames = _best_frames(con, exp, table, trace, axes)
@@ -324,9 +396,11 @@ def write_experiment(con, exp:dict, out:Path)->dict:
     return dict(files=files, results=results, trials=_trial_manifest(con, every))
 
 # %% ../../nbs/21_paper.ipynb #6b287c22
-def write_paper(experiments:list[str|Path], root:str|Path='data/experiments', out:str|Path='reports/paper')->dict:
+def write_paper(experiments:list[str|Path], root:str|Path='data/experiments', out:str|Path='reports/paper',
+                skipped:dict|None=None)->dict:  # {experiment: what it lacks}, for the manifest
     "Write the paper folder for the experiment files `experiments` from the ledger under `root`"
-    out, manifest, tidy = Path(out), dict(experiments={}, tables={}, figures={}, trials={}), []
+    out, tidy = Path(out), []
+    manifest = dict(experiments={}, tables={}, figures={}, trials={}, skipped=dict(skipped or {}))
     with open_ledger(root, read_only=True) as con:
         for path in experiments:
             exp = load_experiment(path)
@@ -341,7 +415,7 @@ def write_paper(experiments:list[str|Path], root:str|Path='data/experiments', ou
     write_if_changed(out/'results.csv', results.to_csv(index=False, float_format='%.6g'))
     write_if_changed(out/'MANIFEST.json', json.dumps(manifest, indent=1, sort_keys=True, default=str) + '\n')
     return dict(out=str(out), experiments=list(manifest['experiments']), trials=len(manifest['trials']),
-                rows=len(results))
+                rows=len(results), not_run=manifest['skipped'])
 
 def experiment_files(folder:str|Path='experiments')->list[Path]:
     "The experiment files of a folder, in name order"
@@ -350,9 +424,38 @@ def experiment_files(folder:str|Path='experiments')->list[Path]:
         raise LookbenchError(f"no experiment files (*.yaml) in {folder}")
     return files
 
+def lacking(exp:dict)->list[str]:
+    "What experiment `exp` needs that this machine does not have: model weights, catalog sources (empty: nothing)"
+    from lookbench.data import resolve_source
+    from lookbench.hub import check_weights
+    configs = expand_grid(exp)
+    missing = [f"weights of {s}" for s in sorted({c['model'] for c in configs if c['model']})
+               if not check_weights(s)['present']]
+    for fmt, source in sorted({(c['data']['format'], str(c['data']['source'])) for c in configs}):
+        demo = fmt in ('fashion-mnist', 'fashion-attributes') and source == 'auto'
+        try:
+            found = resolve_source(source) if demo else Path(source)
+        except LookbenchError:
+            found = None
+        if found is None or not Path(found).exists():
+            missing.append(f"the {fmt} catalog at {source}")
+    return missing
+
 def paper(folder:str|Path='experiments', root:str|Path='data/experiments', out:str|Path='reports/paper',
-          progress:bool=True)->dict:
-    "Run what is missing of every experiment in `folder`, then write the paper folder `out`"
-    files = experiment_files(folder)
+          progress:bool=True, log=print)->dict:
+    "Run what is missing of every experiment in `folder` that this machine can run, then write the paper folder `out`"
+    files, skipped = [], {}
+    for f in experiment_files(folder):
+        exp = load_experiment(f)
+        missing = lacking(exp)
+        if missing:
+            skipped[exp['name']] = missing
+            log(f"paper: skipped {exp['name']} ({f}): not on this machine: {'; '.join(missing)} "
+                "(`lookbench models fetch SPEC` where there is a network)")
+        else:
+            files.append(f)
+    if not files:
+        raise LookbenchError(f"no experiment in {folder} can run on this machine: {skipped}")
     runs = [run_experiment(f, root, progress=progress) for f in files]
-    return write_paper(files, root, out) | dict(ran=sum(r['ran'] for r in runs), skipped=sum(r['skipped'] for r in runs))
+    return write_paper(files, root, out, skipped) | dict(ran=sum(r['ran'] for r in runs), files=files,
+                                                          skipped=sum(r['skipped'] for r in runs))

@@ -9,7 +9,6 @@ import ipaddress
 import socket
 import ssl
 import threading
-import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -77,8 +76,9 @@ def _opener(allow_private:bool, opened:list)->urllib.request.OpenerDirector:
         opener.add_handler(handler)
     return opener
 
-def _shut(sockets:list):
-    "The deadline passed: cut every connection of this fetch, so a read in progress returns at once"
+def _shut(sockets:list, cut:threading.Event):
+    "The deadline passed: say so in `cut`, then cut every connection of this fetch, so a read in progress returns at once"
+    cut.set()
     for sock in sockets:
         try:
             sock.shutdown(socket.SHUT_RDWR)
@@ -107,10 +107,11 @@ def fetch_image(url:str,                      # http(s) URL named by a catalog r
     "The bytes at `url`, or ValueError('image_fetch_failed: URL: why')"
     if urlsplit(url).scheme not in ('http', 'https'):
         raise ValueError(f"image_fetch_failed: {url}: only http and https URLs are fetched")
-    opened = []
-    timer = threading.Timer(timeout, _shut, [opened])
+    opened, cut = [], threading.Event()
+    # the timer says itself whether it cut the fetch: a clock read after it fired can be a hair short of `timeout`,
+    # and then the bytes read before the cut would pass for the whole answer
+    timer = threading.Timer(timeout, _shut, [opened, cut])
     timer.start()
-    start = time.monotonic()
     try:
         with _opener(allow_private, opened).open(url, timeout=timeout) as response:
             data = _read_capped(response, url, max_bytes)
@@ -119,12 +120,12 @@ def fetch_image(url:str,                      # http(s) URL named by a catalog r
     except PermissionError as e:
         raise ValueError(f"image_fetch_failed: {url}: {e}") from None
     except (OSError, http.client.HTTPException) as e:
-        if time.monotonic() - start >= timeout:
+        if cut.is_set():
             raise ValueError(f"image_fetch_failed: {url}: no whole answer within {timeout:g} s") from None
         reason = getattr(e, 'reason', None) or e
         raise ValueError(f"image_fetch_failed: {url}: {type(e).__name__}: {reason}") from None
     finally:
         timer.cancel()
-    if time.monotonic() - start >= timeout:  # the connection was cut as the last bytes came in
+    if cut.is_set():  # the connection was cut: what was read is not the whole answer
         raise ValueError(f"image_fetch_failed: {url}: no whole answer within {timeout:g} s")
     return data

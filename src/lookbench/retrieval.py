@@ -13,22 +13,35 @@ from .splits import class_names, split_items
 from .zeroshot import build_classifier
 
 # %% auto #0
-__all__ = ['rank_metrics', 'retrieval_scores', 'evaluate_retrieval']
+__all__ = ['RETRIEVAL_KS', 'first_ranks', 'rank_metrics', 'rank_values', 'retrieval_scores', 'split_embeddings',
+           'evaluate_retrieval', 'query_ranks']
 
 # %% ../../nbs/11_retrieval.ipynb #ff6e3ee3
+def first_ranks(scores:np.ndarray, relevant:np.ndarray)->np.ndarray:
+    "Per query, the rank (from 1) of its best-scored relevant candidate; ties count for it"
+    if not relevant.any(1).all():
+        raise ValueError('every query needs at least one relevant candidate')
+    best = np.where(relevant, scores, -np.inf).max(1)
+    return 1 + (scores > best[:, None]).sum(1)
+
 def rank_metrics(scores:np.ndarray,    # (queries, candidates) similarities
                  relevant:np.ndarray,  # (queries, candidates) bool: which candidates answer each query
                  ks=(1, 5, 10))->dict[str, np.ndarray]:
     "Per-query recall@k, reciprocal rank and nDCG@10"
-    if not relevant.any(1).all():
-        raise ValueError('every query needs at least one relevant candidate')
-    best = np.where(relevant, scores, -np.inf).max(1)
-    rank = 1 + (scores > best[:, None]).sum(1)  # rank of the first relevant candidate (ties count for it)
+    rank = first_ranks(scores, relevant)
     top = np.argsort(-scores, 1)[:, :10]
     gains = np.take_along_axis(relevant, top, 1) / np.log2(np.arange(2, top.shape[1] + 2))
     ideal = np.array([(1 / np.log2(np.arange(2, min(n, 10) + 2))).sum() for n in relevant.sum(1)])
     recall = {f'recall@{k}': (rank <= k).astype(float) for k in ks}
     return recall | {'mrr': 1 / rank, 'ndcg@10': gains.sum(1) / ideal}
+
+# %% ../../nbs/11_retrieval.ipynb #6113a054
+RETRIEVAL_KS = (1, 5, 10)
+
+def rank_values(rank:np.ndarray, ks=RETRIEVAL_KS)->dict[str, np.ndarray]:
+    "Per-query recall@k (0/1) and reciprocal rank, from the first relevant rank of each query"
+    rank = np.asarray(rank, float)
+    return {f'recall@{k}': (rank <= k).astype(float) for k in ks} | {'mrr': 1 / rank}
 
 # %% ../../nbs/11_retrieval.ipynb #38456ce6
 def _chunked_metrics(queries:np.ndarray, candidates:np.ndarray, relevant, chunk:int)->dict[str, float]:
@@ -54,9 +67,9 @@ def retrieval_scores(img:np.ndarray,                 # (images, d) normalised im
     return out
 
 # %% ../../nbs/11_retrieval.ipynb #bbdbc24d
-def evaluate_retrieval(con, model, split:str='test', progress:bool=False, store:bool=True,
-                       max_items:int|None=None)->pd.DataFrame:
-    "Retrieval metrics of `model` on `split`, as rows (split, class_set, metric, value) for `metrics`"
+def split_embeddings(con, model, split:str='test', progress:bool=False, store:bool=True,
+                     max_items:int|None=None)->dict:
+    "A split's image embeddings, its distinct captions' embeddings and which caption and class each image has"
     items = split_items(con, split)
     if max_items and len(items) > max_items:
         items = items.sample(max_items, random_state=0).sort_values('item_id')
@@ -65,12 +78,32 @@ def evaluate_retrieval(con, model, split:str='test', progress:bool=False, store:
                             [ids]).fetchall())
     texts = sorted(set(caps.values()))
     code = {t: i for i, t in enumerate(texts)}
-    img = image_embeddings(con, model, ids, progress=progress, store=store).numpy()
     labels = class_names(con)
     with torch.no_grad():
         txt = torch.cat([model.encode_texts(texts[s:s + 256]).float().cpu() for s in range(0, len(texts), 256)]).numpy()
-        cls = build_classifier(model, labels).float().cpu().numpy().T
-    img_caption = np.array([code[caps[i]] for i in ids])
-    img_label = np.array([labels.index(lab) for lab in items.label])
-    r = retrieval_scores(img, img_caption, txt, img_label, cls)
+    return dict(ids=ids, texts=texts, labels=labels, txt=txt,
+                img=image_embeddings(con, model, ids, progress=progress, store=store).float().cpu().numpy(),
+                img_caption=np.array([code[caps[i]] for i in ids]),
+                img_label=np.array([labels.index(lab) for lab in items.label]))
+
+def evaluate_retrieval(con, model, split:str='test', progress:bool=False, store:bool=True,
+                       max_items:int|None=None)->pd.DataFrame:
+    "Retrieval metrics of `model` on `split`, as rows (split, class_set, metric, value) for `metrics`"
+    e = split_embeddings(con, model, split, progress, store, max_items)
+    with torch.no_grad():
+        cls = build_classifier(model, e['labels']).float().cpu().numpy().T
+    r = retrieval_scores(e['img'], e['img_caption'], e['txt'], e['img_label'], cls)
     return pd.DataFrame([dict(split=split, class_set='all', metric=k, value=v) for k, v in r.items()])
+
+# %% ../../nbs/11_retrieval.ipynb #4ed8f1ee
+def query_ranks(con, model, split:str='test', chunk:int=1024)->pd.DataFrame:
+    "direction ('t2i', 'i2t'), query (caption or item_id) and first relevant rank of every retrieval query of `split`"
+    e = split_embeddings(con, model, split)
+    img, txt, cap = e['img'], e['txt'], e['img_caption']
+    def ranks(queries, candidates, relevant):
+        return np.concatenate([first_ranks(queries[s:s + chunk] @ candidates.T, relevant(s, min(s + chunk, len(queries))))
+                               for s in range(0, len(queries), chunk)])
+    t2i = ranks(txt, img, lambda s, t: cap[None, :] == np.arange(s, t)[:, None])
+    i2t = ranks(img, txt, lambda s, t: cap[s:t, None] == np.arange(len(txt))[None, :])
+    return pd.DataFrame({'direction': ['t2i'] * len(t2i) + ['i2t'] * len(i2t), 'query': e['texts'] + e['ids'],
+                         'rank': np.concatenate([t2i, i2t]).astype(int)})

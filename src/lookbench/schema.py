@@ -69,6 +69,8 @@ TABLES = {  # name: (columns, primary key)
     # experiment ledger: each trial's prediction per test item and class set, for paired comparisons and calibration
     'trial_items': ("""trial_id VARCHAR, class_set VARCHAR, item_id VARCHAR, label VARCHAR, pred VARCHAR,
                        confidence DOUBLE""", 'trial_id, class_set, item_id'),
+    # experiment ledger: each trial's first relevant rank per retrieval query (t2i: a caption; i2t: an item)
+    'trial_queries': ('trial_id VARCHAR, direction VARCHAR, query VARCHAR, rank INTEGER', 'trial_id, direction, query'),
     # score: the train split as each model sees it, profiled once
     'drift_reference': ("""model_id VARCHAR, label_set VARCHAR, n INTEGER, mean_vec FLOAT[], label_mix JSON,
                            created_at TIMESTAMP""", 'model_id, label_set'),

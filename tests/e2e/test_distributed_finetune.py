@@ -75,3 +75,22 @@ def test_make_flow_finetune_on_two_nodes_of_one_process(tmp_path):
     assert 'node 1 of 2' in out and 'in 2 process(es), effective batch 16' in out, out[-3000:]
     assert "fine-tune run: [('finetune-" in out
     assert (tmp_path / 'ft' / 'last.pt').is_file()
+
+
+def test_every_setting_runs_in_two_processes_and_a_failure_is_one_line(tmp_path):
+    "The settings the CLI accepts run under --nproc 2 (only what a forward uses trains); a bad one is one line"
+    fixture_warehouse(tmp_path / 'w', n_train=120, n_test=20, val_pct=20).close()
+    warehouse = tmp_path / 'w' / 'w.duckdb'
+    spec = f'open_clip:local-dir:{make_tiny_open_clip(tmp_path / "oc")}'
+    settings = {  # the LiT towers wholly unlocked: EfficientNet's ImageNet classifier and MiniLM's pooler are unused
+        'lit': ('lit', '--unlock-last', '0', '--max-train', '64'),
+        'clip': (spec, '--lock', 'image', '--accum-steps', '2', '--unlock-last', '1', '--no-use-feedback')}
+    for name, (base, *extra) in settings.items():
+        cmd = finetune_cmd(warehouse, base, tmp_path / name, '--nproc', '2', *extra)
+        cmd[cmd.index('--epochs') + 1] = '1'
+        p = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=900)
+        assert p.returncode == 0 and 'in 2 process(es)' in p.stdout, (name, p.stdout[-2000:], p.stderr[-3000:])
+    bad = subprocess.run(finetune_cmd(warehouse, spec, tmp_path / 'bad', '--nproc', '2', '--batch-size', '500'),
+                         env=env(), capture_output=True, text=True, timeout=900)
+    assert bad.returncode == 2 and bad.stderr.count('\n') == 1, bad.stderr
+    assert 'fewer than one batch of 500' in bad.stderr and (tmp_path / 'bad' / 'processes.log').is_file()

@@ -83,3 +83,37 @@ def test_make_paper_twice_changes_no_file(experiment, tmp_path):
     assert '0 trials run, 8 already finished' in html
     tex = (paper / 'tables' / 'grid.tex').read_text().splitlines()
     assert len({line.count('&') for line in tex if line.endswith('\\\\')}) == 1  # every row has the same cells
+
+
+def test_model_specs_fine_tune_in_a_grid_with_retrieval_and_intervals(tmp_path, tiny_open_clip, tiny_hf_clip):
+    "Two backends x (zero-shot, fine-tuned) x two seeds: FashionCLIP's before/after, paired on the same test items"
+    from lookbench.paper import paper
+    src = make_fixture_source(tmp_path / 'src', n_train=160, n_test=60)
+    folder = tmp_path / 'experiments'
+    folder.mkdir()
+    (folder / 'clips.yaml').write_text(f'''name: clips
+description: Two tiny CLIPs, before and after fine-tuning
+base:
+  data: {{format: fashion-mnist, source: {src}, sample: null, heldout_classes: [Bag, Sandal]}}
+  device: cpu
+grid:
+  model: ['{tiny_open_clip}', '{tiny_hf_clip}']
+  finetune: [null, {{epochs: 1, batch_size: 16, max_train: 64, lr: 0.0001}}]
+  seed: [0, 1]
+report:
+  metrics: [top1, weighted_f1, t2i_recall@5, i2t_mrr]
+  class_sets: [all, heldout]
+''')
+    r = paper(folder, tmp_path / 'root', tmp_path / 'paper', progress=False)
+    assert (r['ran'], r['trials'], r['not_run']) == (8, 8, {})
+    with connect(tmp_path / 'root' / 'ledger.duckdb', read_only=True) as con:
+        metrics = {m for (m,) in con.execute('SELECT DISTINCT metric FROM trial_results').fetchall()}
+        queries = con.execute("SELECT count(DISTINCT trial_id), count(*) FILTER (direction = 'i2t') FROM trial_queries")
+        assert queries.fetchone() == (8, 8 * 60)  # every trial ranked every test image among the captions
+        tuned = con.execute("SELECT count(*) FROM trials WHERE config->>'finetune' IS NOT NULL "
+                            "AND config->>'finetune' <> 'null'").fetchone()[0]
+    assert {'t2i_recall@1', 't2i_mrr', 'i2t_recall@10', 'top1', 'gzsl_h'} <= metrics and tuned == 4
+    assert (tmp_path / 'root' / 'finetune').is_dir()
+    table = (tmp_path / 'paper' / 'tables' / 'clips.md').read_text().strip().splitlines()
+    assert len(table) == 2 + 4 and all(line.count('|') == table[0].count('|') for line in table), table
+    assert 'all t2i_recall@5' in table[0] and 'heldout top1' in table[0] and 'heldout i2t_mrr' not in table[0]

@@ -142,3 +142,51 @@ def test_rebuild_reruns_nothing_then_only_downstream_while_the_service_serves(bu
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(60)
     assert len(statuses) > 20 and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+
+
+@pytest.fixture(scope='session')
+def clip_builds(tmp_path_factory, tiny_open_clip, tiny_hf_clip):
+    "The whole DAG with `model` set to a CLIP checkpoint of each backend, saved as real ones are, side by side"
+    tmp = tmp_path_factory.mktemp('clip-builds')
+    source = make_fixture_source(tmp / 'fmnist', n_train=120, n_test=40)
+    specs = {'open_clip': tiny_open_clip, 'hf': tiny_hf_clip}
+    running = {name: start_build(tmp / name, source, threads=1, model=spec) for name, spec in specs.items()}
+    return {name: dict(out=tmp / name, spec=specs[name], **finish_build(p)) for name, p in running.items()}
+
+
+def lookbench(*args):
+    env = {**os.environ, 'WANDB_MODE': 'disabled', 'HF_HUB_OFFLINE': '1'}
+    return subprocess.run([str(BIN / 'lookbench'), *map(str, args)], capture_output=True, text=True, timeout=900, env=env)
+
+
+@pytest.mark.parametrize('backend', ['open_clip', 'hf'])
+def test_a_clip_drives_every_step(clip_builds, backend):
+    "align takes the CLIP as it is, finetune starts from it, and the tuned model is scored, served and exported"
+    b = clip_builds[backend]
+    data, spec = b['out'] / 'data', b['spec']
+    assert all(b['ran'].values()) and set(b['ran']) == TASKS, b['ran']
+    align = json.loads((data / 'receipts' / 'align.json').read_text())
+    assert (align['spec'], align['trained'], align['untrained_spec']) == (spec, False, None)
+    evaluated = json.loads((data / 'receipts' / 'evaluate.json').read_text())['runs']
+    assert list(evaluated) == ['base', 'fine-tuned'] and 'local weights' in evaluated['base']['what']
+    warehouse = data / 'warehouse.duckdb'
+    with connect(warehouse, read_only=True) as con:
+        base_id = con.execute("SELECT fingerprint FROM runs WHERE kind = 'align'").fetchone()[0]
+        lineage = con.execute("""SELECT parent_fingerprint, config->>'base_spec', fingerprint FROM runs
+                                 WHERE kind = 'finetune'""").fetchall()
+        tuned = con.execute("SELECT model_id FROM models WHERE spec LIKE 'ft:%'").fetchall()
+        models = con.execute('SELECT count(*) FROM models').fetchone()[0]
+    assert lineage == [(base_id, spec, tuned[0][0])] and models == 2  # the base, then what was tuned from it
+    tuned_id = tuned[0][0]
+    scored = lookbench('score', '--model', tuned_id, '--device', 'cpu', '--no-progress', '-w', warehouse)
+    assert scored.returncode == 0 and 'score: 160 items scored' in scored.stdout, scored.stdout + scored.stderr
+    exported = lookbench('export', 'onnx', '--model', tuned_id, '-w', warehouse)
+    assert exported.returncode == 0 and '(ok)' in exported.stdout, exported.stdout + exported.stderr[-3000:]
+    server, url = start_server(warehouse, '--model', tuned_id, '--device', 'cpu')
+    try:
+        assert httpx.get(f'{url}/model', timeout=30).json()['model_id'] == tuned_id
+        hits = httpx.get(f'{url}/search', params={'q': 'ankle boot', 'k': 3}, timeout=30).json()['results']
+        assert len(hits) == 3
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(60)

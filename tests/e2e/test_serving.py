@@ -116,8 +116,8 @@ def test_onnx_runtime_serves_the_same_answers_as_torch(tmp_path):
     # the same ranking except where two products' scores are within that of each other (a tie either may break).
     torch_hits, onnx_hits = answers['torch']['hits'], answers['onnx']['hits']
     assert list(onnx_hits.values()) == pytest.approx(list(torch_hits.values()), abs=1e-4)
-    for item, score in onnx_hits.items():
-        assert item in torch_hits or score <= min(torch_hits.values()) + 1e-4, (item, torch_hits)
+    for item, value in onnx_hits.items():
+        assert item in torch_hits or value <= min(torch_hits.values()) + 1e-4, (item, torch_hits)
     assert answers['onnx']['probs'] == pytest.approx(answers['torch']['probs'], abs=1e-4)
 
 
