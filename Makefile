@@ -28,7 +28,9 @@ WAREHOUSE ?= data/warehouse.duckdb
 SMOKE := --env--data data/smoke --env--reports reports/smoke --env--sample 1000 --env--epochs 10 --env--ft_max_train 500
 # The build's base model (env.yaml `model`): `make build MODEL=open_clip:ViT-B-32@openai`, `MODEL=hf:patrickjohncyh/fashion-clip`
 MODEL ?=
-WITH_MODEL := $(if $(MODEL),--env--model '$(MODEL)',)
+# Any other env.yaml knob for one build: `make build ENV_ARGS="--env--format kagl --env--source data/raw/kagl"`
+ENV_ARGS ?=
+WITH_MODEL := $(if $(MODEL),--env--model '$(MODEL)',) $(ENV_ARGS)
 
 .PHONY: setup data build smoke flow flow-finetune serve retrain paper test test-fast lab clean
 setup: $(VENV)/.installed

@@ -58,15 +58,17 @@ TINY_OPEN_CLIP_CFG = {'embed_dim': 32,
     'vision_cfg': {'image_size': 32, 'layers': 2, 'width': 64, 'patch_size': 8, 'head_width': 32},
     'text_cfg': {'context_length': 77, 'vocab_size': 49408, 'width': 64, 'heads': 2, 'layers': 2}}
 
-def make_tiny_open_clip(folder:str|Path, seed:int=0)->Path:
+def make_tiny_open_clip(folder:str|Path, seed:int=0,
+                        arch:str|None=None)->Path:  # an open_clip architecture instead (e.g. ViT-B-32: GPU checks)
     "Save a tiny randomly initialised open_clip CLIP as a `local-dir` folder; load it as `open_clip:local-dir:FOLDER`"
     import open_clip
     from safetensors.torch import save_file
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = open_clip.CLIP(**TINY_OPEN_CLIP_CFG)
-    (folder/'open_clip_config.json').write_text(json.dumps({'model_cfg': TINY_OPEN_CLIP_CFG, 'preprocess_cfg': {}}))
+    cfg = open_clip.get_model_config(arch) if arch else TINY_OPEN_CLIP_CFG
+    model = open_clip.CLIP(**cfg)
+    (folder/'open_clip_config.json').write_text(json.dumps({'model_cfg': cfg, 'preprocess_cfg': {}}))
     save_file(model.state_dict(), folder/'open_clip_model.safetensors')
     return folder
 
