@@ -64,11 +64,12 @@ def test_default_build_writes_every_product(builds):
     assert (out / 'reports' / 'report.html').stat().st_size > 50_000  # figures are embedded
     receipt = json.loads((out / 'data' / 'receipts' / 'evaluate.json').read_text())
     with connect(out / 'data' / 'warehouse.duckdb', read_only=True) as con:
-        run_id = receipt['runs']['lit (aligned)']['run_id']
+        run_id = receipt['runs']['base']['run_id']
         stored = con.execute("SELECT value FROM metrics WHERE run_id = ? AND class_set = 'all' AND metric = 'top1'",
                              [run_id]).fetchone()[0]
-    assert receipt['runs']['lit (aligned)']['all/top1'] == pytest.approx(stored, abs=1e-4)
-    assert 'lit (fine-tuned)' in receipt['runs']
+    assert receipt['runs']['base']['all/top1'] == pytest.approx(stored, abs=1e-4)
+    assert list(receipt['runs']) == ['untrained', 'base', 'fine-tuned']  # the LiT heads were trained by align
+    assert 'not CLIP' in receipt['runs']['base']['what']
     assert json.loads((out / 'data' / 'receipts' / 'finetune.json').read_text())['spec'].startswith('ft:')
     scored = json.loads((out / 'data' / 'receipts' / 'score.json').read_text())
     assert scored['scored'] + scored['quarantined'] == 160 and not scored['nothing_new']  # every item of the catalog
