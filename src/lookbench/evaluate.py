@@ -22,15 +22,16 @@ from .models import load_model
 from .retrieval import evaluate_retrieval
 from .schema import ensure_tables
 from .splits import attribute_sets, class_names, split_items
+from .stats import ausuc, choose_gamma, gzsl_scores, seen_unseen_curve, stacked_predictions, stacking_parts
 from .tracking import catalog_artifact, link_artifacts, model_artifact, start_run
 from .warehouse import (catalog_snapshots, new_run_id, record_run, registered, table_snapshot, transaction,
                                  write_metrics)
 from .zeroshot import build_classifier, zero_shot_scores
 
 # %% auto #0
-__all__ = ['classification_metrics', 'class_sets', 'evaluate_zeroshot', 'evaluate_attributes', 'linear_probe',
-           'write_predictions', 'read_predictions', 'run_evaluation', 'comparison_models', 'plot_confusion',
-           'per_class_f1', 'show_predictions']
+__all__ = ['classification_metrics', 'class_sets', 'evaluate_zeroshot', 'evaluate_attributes', 'evaluate_generalised',
+           'linear_probe', 'write_predictions', 'read_predictions', 'run_evaluation', 'comparison_models',
+           'plot_confusion', 'per_class_f1', 'show_predictions']
 
 # %% ../../nbs/12_evaluate.ipynb #1f029e51
 def classification_metrics(y_true:np.ndarray, # true class index per image
@@ -108,6 +109,35 @@ def evaluate_attributes(con, model, split:str='test', store:bool=True)->pd.DataF
     rows += _subset_rows(split, 'all', labels, items.label.to_numpy(), emb, build_classifier(model, labels), combos)
     return pd.DataFrame(rows, columns=['split', 'class_set', 'metric', 'value'])
 
+# %% ../../nbs/12_evaluate.ipynb #34001f20
+def _stacking_of(con, model, split:str, store:bool)->tuple|None:
+    "(labels as indices, best seen, best unseen, seen lead, unseen class indices) of `split`, or None without both kinds"
+    items = split_items(con, split)
+    labels = class_names(con)
+    unseen = sorted({labels.index(c) for c in items.label[items.heldout]})
+    if not unseen or len(unseen) == len(labels):
+        return None
+    emb = image_embeddings(con, model, items.item_id.tolist(), store=store)
+    scores = zero_shot_scores(emb, build_classifier(model, labels))
+    y = np.array([labels.index(c) for c in items.label])
+    return (y, *stacking_parts(scores, unseen), unseen)
+
+def evaluate_generalised(con, model, split:str='test', store:bool=True)->pd.DataFrame:
+    "GZSL S, U and H over all classes, plain (`all`) and calibrated (`calibrated`, gamma from val), and AUSUC"
+    test = _stacking_of(con, model, split, store)
+    if test is None:
+        return pd.DataFrame(columns=['split', 'class_set', 'metric', 'value'])
+    y, best_seen, best_unseen, gap, unseen = test
+    n = len(class_names(con))
+    val = _stacking_of(con, model, 'val', store)
+    gamma = choose_gamma(seen_unseen_curve(val[0], *val[1:4], val[4], n)) if val is not None else 0.0
+    plain = gzsl_scores(y, stacked_predictions(best_seen, best_unseen, gap, 0.0), unseen)
+    stacked = stacked_predictions(best_seen, best_unseen, gap, gamma)
+    rows = (_metric_rows(split, 'all', plain | {'ausuc': ausuc(seen_unseen_curve(*test[:4], unseen, n))})
+            + _metric_rows(split, 'calibrated', gzsl_scores(y, stacked, unseen) | {'top1': float((stacked == y).mean())})
+            + _metric_rows('val', 'calibrated', {'gamma': gamma}))
+    return pd.DataFrame(rows)
+
 # %% ../../nbs/12_evaluate.ipynb #9caae437
 def linear_probe(con, model, train_split:str='train', test_split:str='test',
                  max_train:int=10000,  # cap on training items: the probe is a reference, not the product
@@ -162,6 +192,7 @@ def run_evaluation(con, model, split:str='test', probe:bool=True, progress:bool=
         parts.append(evaluate_retrieval(con, model, split))
     if attributes:
         parts.append(evaluate_attributes(con, model, split))
+    parts.append(evaluate_generalised(con, model, split))
     metrics = pd.concat(parts, ignore_index=True)
     write_metrics(con, run_id, model.name, model.fingerprint, metrics)
     write_predictions(con, run_id, model.fingerprint, preds)

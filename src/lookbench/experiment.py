@@ -25,8 +25,9 @@ from .recipes import FROM_AN_INITIALISATION, recipe_model, train_recipe
 from .schema import ensure_tables
 from .retrieval import query_ranks, rank_values
 from .splits import assign_splits, class_names, resolve_heldout, split_items
-from .stats import (bootstrap_metric, ece_samples, expected_calibration_error, gzsl_samples, gzsl_scores,
-                             percentile_interval, resample_indices)
+from .stats import (ausuc, ausuc_samples, bias_corrected_interval, bootstrap_metric, choose_gamma,
+                             ece_samples, expected_calibration_error, gzsl_samples, gzsl_scores, resample_indices,
+                             seen_unseen_curve, stacking_parts)
 from .tracking import start_run
 from .warehouse import (LookbenchError, code_version, connect, new_run_id, now_utc, process_gone, record_run,
                                  registered, table_exists, table_snapshot, this_process, transaction)
@@ -35,8 +36,8 @@ from .zeroshot import PROMPT_SETS, build_classifier
 # %% auto #0
 __all__ = ['TRIAL_DEFAULTS', 'REPORT_DEFAULTS', 'EXPERIMENT_KEYS', 'LEDGER_TABLES', 'load_experiment', 'expand_grid', 'data_key',
            'trial_id', 'trial_heldout', 'prepare_data', 'trained_model', 'zero_shot_items', 'item_metrics',
-           'query_metrics', 'wise_rows', 'fine_tuned', 'run_trial', 'open_ledger', 'plan_trials', 'run_experiment',
-           'experiment_status']
+           'query_metrics', 'calibrated_items', 'wise_rows', 'fine_tuned', 'run_trial', 'open_ledger', 'plan_trials',
+           'run_experiment', 'experiment_status']
 
 # %% ../../nbs/20_experiment.ipynb #57d13736
 TRIAL_DEFAULTS = {
@@ -58,6 +59,8 @@ TRIAL_DEFAULTS = {
     'finetune': None,             # FinetuneConfig knobs to fine-tune the model (the recipe's heads and towers, or the
                                   # `model`) before it is judged; None: no fine-tuning
     'wise_alphas': [],            # for recipes with an initialisation: also evaluate heads (1-a)*initial + a*trained
+    'calibration': None,          # {gamma: auto | a number}: calibrated stacking (Chao et al. 2016) over all classes,
+                                  # gamma chosen on val by H when auto; reported as class set `calibrated`
 }
 REPORT_DEFAULTS = {'split': 'test', 'metrics': ['top1', 'weighted_f1'], 'class_sets': ['all', 'seen', 'heldout']}
 
@@ -209,11 +212,19 @@ def zero_shot_items(con, model, prompts:str, split:str='test')->dict[str, pd.Dat
         out[name] = pd.DataFrame({'item_id': rows.item_id.to_numpy(), 'label': rows.label.to_numpy(),
                                   'pred': np.array(classes, dtype=object)[probs.argmax(1)],
                                   'confidence': probs.max(1)})
+        if name == 'all' and held and len(held) < len(classes):
+            out[name] = out[name].assign(**_stacking_columns(logits.cpu().numpy() / model.logit_scale, classes, held))
     return out
+
+def _stacking_columns(scores:np.ndarray, classes:list[str], held:list[str])->dict:
+    "Each item's best seen and best unseen class and the seen lead (cosine), for calibrated stacking and AUSUC"
+    best_seen, best_unseen, gap = stacking_parts(scores, [classes.index(c) for c in held])
+    names = np.array(classes, dtype=object)
+    return dict(seen_pred=names[best_seen], unseen_pred=names[best_unseen], gap=gap)
 
 # %% ../../nbs/20_experiment.ipynb #890216bc
 def _interval(samples:np.ndarray, value:float)->dict:
-    lo, hi = percentile_interval(samples)
+    lo, hi = bias_corrected_interval(samples, value)
     return dict(value=value, ci_low=lo, ci_high=hi)
 
 def item_metrics(frames:dict[str, pd.DataFrame], heldout:list[str], split:str='test', seed:int=0)->pd.DataFrame:
@@ -227,8 +238,8 @@ def item_metrics(frames:dict[str, pd.DataFrame], heldout:list[str], split:str='t
             r = bootstrap_metric(metric, y, [p], len(classes), idx)
             rows.append(dict(split=split, class_set=class_set, metric=metric, value=r['value'], ci_low=r['ci_low'],
                              ci_high=r['ci_high'], n=len(f)))
-        if class_set == 'all':
-            rows += _all_class_rows(f, classes, y, p, heldout, idx, split)
+        if class_set in ('all', 'calibrated'):
+            rows += _all_class_rows(f, classes, y, p, heldout, idx, split, class_set)
     return pd.DataFrame(rows)
 
 def query_metrics(queries:pd.DataFrame, split:str='test', seed:int=0)->pd.DataFrame:
@@ -241,16 +252,41 @@ def query_metrics(queries:pd.DataFrame, split:str='test', seed:int=0)->pd.DataFr
                              **_interval(per_query[idx].mean(1), float(per_query.mean()))))
     return pd.DataFrame(rows)
 
-def _all_class_rows(f, classes, y, p, heldout, idx, split)->list[dict]:
-    "GZSL seen/unseen/H and calibration of the all-class predictions, with intervals"
-    confidence, correct = f.confidence.to_numpy(), (y == p)
-    values = {'ece': ece_samples(confidence, correct, idx)}
-    whole = {'ece': expected_calibration_error(confidence, correct)}
+def _all_class_rows(f, classes, y, p, heldout, idx, split, class_set='all')->list[dict]:
+    "GZSL seen/unseen/H of all-class predictions; calibration and AUSUC of the plain (not stacked) ones; with intervals"
+    values, whole = {}, {}
+    if class_set == 'all':
+        confidence, correct = f.confidence.to_numpy(), (y == p)
+        values['ece'] = ece_samples(confidence, correct, idx)
+        whole['ece'] = expected_calibration_error(confidence, correct)
     unseen = [classes.index(c) for c in heldout if c in classes]
     if unseen and len(unseen) < len(classes):
         values |= gzsl_samples(y, p, len(classes), unseen, idx)
         whole |= gzsl_scores(y, p, unseen)
-    return [dict(split=split, class_set='all', metric=k, n=len(f), **_interval(values[k], whole[k])) for k in whole]
+    if class_set == 'all' and 'gap' in f and unseen:
+        parts = (f.seen_pred.map(classes.index).to_numpy(), f.unseen_pred.map(classes.index).to_numpy(), f.gap.to_numpy())
+        values['ausuc'] = ausuc_samples(y, *parts, unseen, len(classes), idx)
+        whole['ausuc'] = ausuc(seen_unseen_curve(y, *parts, unseen, len(classes)))
+    return [dict(split=split, class_set=class_set, metric=k, n=len(f), **_interval(values[k], whole[k])) for k in whole]
+
+# %% ../../nbs/20_experiment.ipynb #5ffa91bd
+def _coded(frame:pd.DataFrame, classes:list[str])->tuple:
+    "(true, best seen, best unseen) class indices and the seen lead of an all-class frame"
+    code = {c: i for i, c in enumerate(classes)}
+    return (frame.label.map(code).to_numpy(), frame.seen_pred.map(code).to_numpy(),
+            frame.unseen_pred.map(code).to_numpy(), frame.gap.to_numpy())
+
+def calibrated_items(test:pd.DataFrame, val:pd.DataFrame|None, calibration:dict, classes:list[str],
+                     heldout:list[str])->tuple[pd.DataFrame, float]:
+    "The all-class test frame after calibrated stacking, and its gamma (with 'auto', the highest H on `val`)"
+    gamma = calibration.get('gamma', 'auto')
+    if gamma == 'auto':
+        if val is None or 'gap' not in val:
+            raise LookbenchError("calibration gamma 'auto' needs val items of held-out classes: none in this split")
+        unseen = [classes.index(c) for c in heldout]
+        gamma = choose_gamma(seen_unseen_curve(*_coded(val, classes), unseen, len(classes)))
+    stacked = np.where(test.gap.to_numpy() < float(gamma), test.unseen_pred, test.seen_pred)
+    return test.assign(pred=stacked), float(gamma)
 
 # %% ../../nbs/20_experiment.ipynb #0cdad0ae
 def wise_rows(con, model, initial:dict|None, config:dict, heldout:list[str], split:str='test')->pd.DataFrame:
@@ -284,6 +320,15 @@ def fine_tuned(con, model, config:dict, root:Path, trial:str, heads_path:Path|No
     return tuned
 
 # %% ../../nbs/20_experiment.ipynb #25fbf292
+def _calibrate(con, model, config:dict, frames:dict, heldout:list[str])->pd.DataFrame:
+    "Add the `calibrated` frame to `frames` when the trial asks for it; return its gamma as a row"
+    if not config['calibration'] or 'gap' not in frames.get('all', {}):
+        return pd.DataFrame()
+    val = zero_shot_items(con, model, config['prompts'], 'val').get('all')
+    frames['calibrated'], gamma = calibrated_items(frames['all'], val, config['calibration'], class_names(con), heldout)
+    return pd.DataFrame([dict(split='val', class_set='calibrated', metric='gamma', value=gamma, ci_low=gamma,
+                              ci_high=gamma, n=0 if val is None else len(val))])
+
 def run_trial(config:dict, wh:Path, data_snapshot:str, trial:str, root:Path, towers:LitTowers,
               experiment:str='')->dict:
     "Train and evaluate one trial on its data warehouse; return its metric rows, per-item frames and run id"
@@ -296,8 +341,9 @@ def run_trial(config:dict, wh:Path, data_snapshot:str, trial:str, root:Path, tow
         model = fine_tuned(con, model, config, root, trial, heads if heads.is_file() else None)
         heldout = trial_heldout(config['data'])
         frames = zero_shot_items(con, model, config['prompts'])
+        gamma_rows = _calibrate(con, model, config, frames, heldout)
         queries = query_ranks(con, model)
-        rows = pd.concat([item_metrics(frames, heldout), query_metrics(queries),
+        rows = pd.concat([item_metrics(frames, heldout), gamma_rows, query_metrics(queries),
                           wise_rows(con, model, initial, config, heldout)], ignore_index=True)
         record_run(con, run_id, 'trial', trial, dict(config, experiment=experiment), data_snapshot)
     return dict(run_id=run_id, rows=rows, frames=frames, queries=queries)

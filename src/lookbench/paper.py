@@ -12,15 +12,16 @@ import pandas as pd
 
 from .experiment import expand_grid, load_experiment, open_ledger, run_experiment, trial_heldout
 from .retrieval import rank_values
-from .stats import (_confusions, ece_samples, gzsl_samples, metric_samples, percentile_interval,
-                             reliability_bins, resample_indices)
+from .stats import (_confusions, ausuc_samples, bias_corrected_interval, ece_samples, gzsl_samples,
+                             metric_samples, percentile_interval, reliability_bins, resample_indices, seen_unseen_curve)
 from .warehouse import LookbenchError
 
 # %% auto #0
-__all__ = ['LOWER_IS_BETTER', 'axis_label', 'ledger_trials', 'results_frame', 'is_retrieval', 'group_samples',
-           'configuration_table', 'table_tex', 'table_markdown', 'published_column', 'write_if_changed',
-           'figure_prompt_sensitivity', 'figure_wise_curve', 'figure_per_class_f1', 'figure_reliability',
-           'figure_confusion', 'write_experiment', 'write_paper', 'experiment_files', 'lacking', 'paper']
+__all__ = ['LOWER_IS_BETTER', 'CALIBRATION_HEAD', 'axis_label', 'ledger_trials', 'results_frame', 'is_retrieval', 'group_samples',
+           'configuration_table', 'calibration_table', 'calibration_markdown', 'calibration_tex', 'table_tex',
+           'table_markdown', 'published_column', 'write_if_changed', 'figure_prompt_sensitivity', 'figure_wise_curve',
+           'figure_per_class_f1', 'figure_reliability', 'figure_confusion', 'figure_seen_unseen', 'write_experiment',
+           'write_paper', 'experiment_files', 'lacking', 'paper']
 
 # %% ../../nbs/21_paper.ipynb #d1c408e1
 def _flat(config:dict, prefix:str='')->dict:
@@ -84,13 +85,18 @@ def group_samples(metric:str, frames:list[pd.DataFrame], heldout:list[str], idx:
     if is_retrieval(metric):
         per_query = [rank_values(f['rank'].to_numpy())[metric.split('_', 1)[1]] for f in frames]
         return float(np.mean([v.mean() for v in per_query])), np.mean([v[idx].mean(1) for v in per_query], axis=0)
-    classes = sorted(set().union(*(set(f.label) | set(f.pred) for f in frames)))
+    columns = ['label', 'pred'] + (['seen_pred', 'unseen_pred'] if metric == 'ausuc' else [])
+    classes = sorted(set().union(*(set(f[c]) for f in frames for c in columns)))
+    unseen = [classes.index(c) for c in heldout if c in classes]
     def one(frame, rows):
         y, p = _coded(frame, classes)
+        if metric == 'ausuc':
+            parts = [frame[c].map(classes.index).to_numpy() for c in ('seen_pred', 'unseen_pred')]
+            return ausuc_samples(y, *parts, frame.gap.to_numpy(), unseen, len(classes), rows)
         if metric == 'ece':
             return ece_samples(frame.confidence.to_numpy(), y == p, rows)
         if metric.startswith('gzsl_'):
-            return gzsl_samples(y, p, len(classes), [classes.index(c) for c in heldout if c in classes], rows)[metric]
+            return gzsl_samples(y, p, len(classes), unseen, rows)[metric]
         return metric_samples(metric, y, p, len(classes), rows)
     value = float(np.mean([one(f, whole)[0] for f in frames]))
     return value, np.mean([one(f, idx) for f in frames], axis=0)
@@ -103,20 +109,21 @@ def _cell_frames(con, trials:pd.DataFrame)->dict:
                         [ids]).df()
     queries = con.execute('''SELECT * FROM trial_queries WHERE trial_id IN (SELECT unnest(?::VARCHAR[]))
                              ORDER BY direction, query''', [ids]).df()
-    return dict(items=items, queries=queries)
+    split = {('items', k): g.reset_index(drop=True) for k, g in items.groupby(['class_set', 'trial_id'], sort=False)}
+    split |= {('queries', k): g.reset_index(drop=True) for k, g in queries.groupby(['direction', 'trial_id'], sort=False)}
+    return dict(items=items, queries=queries, split=split)
 
 def _frames_of(cells:dict, trial_ids:list[str], class_set:str, metric:str)->list[pd.DataFrame]:
     "The rows a metric is computed over, one frame per trial: test items of a class set, or queries of a direction"
-    if is_retrieval(metric):
-        q = cells['queries']
-        chosen = q[q.direction == metric.split('_', 1)[0]]
-    else:
-        chosen = cells['items'][cells['items'].class_set == class_set]
-    return [chosen[chosen.trial_id == t].reset_index(drop=True) for t in trial_ids]
+    table, key = ('queries', metric.split('_', 1)[0]) if is_retrieval(metric) else ('items', class_set)
+    empty = cells[table].iloc[:0]
+    return [cells['split'].get((table, (key, t)), empty) for t in trial_ids]
 
 def _applies(metric:str, class_set:str)->bool:
-    "GZSL, calibration and retrieval are measured over all classes only"
-    return class_set == 'all' or not (metric.startswith('gzsl_') or metric == 'ece' or is_retrieval(metric))
+    "GZSL is measured over all classes (plain or calibrated); calibration error, AUSUC and retrieval over plain ones"
+    if metric.startswith('gzsl_'):
+        return class_set in ('all', 'calibrated')
+    return class_set == 'all' or not (metric in ('ece', 'ausuc') or is_retrieval(metric))
 
 def configuration_table(con, exp:dict, seed:int=0)->tuple[pd.DataFrame, dict]:
     "One row per configuration and one column per (class set, metric): value, interval, and whether significantly best"
@@ -139,7 +146,7 @@ def configuration_table(con, exp:dict, seed:int=0)->tuple[pd.DataFrame, dict]:
                     continue
                 idx = resample_indices(len(frames[0]), seed=seed)
                 value, samples = group_samples(metric, frames, heldout, idx)
-                lo, hi = percentile_interval(samples)
+                lo, hi = bias_corrected_interval(samples, value)
                 column.append(dict(zip(axes, key)) | dict(class_set=class_set, metric=metric, value=value, ci_low=lo,
                                                           ci_high=hi, seeds=len(g), n=len(frames[0]),
                                                           data_key=g.data_key.iloc[0], samples=samples))
@@ -164,6 +171,67 @@ def _mark_best(column:list[dict]):
         lows = [percentile_interval(sign * (best['samples'] - r['samples']))[0] for r in same if r is not best]
         for r in same:
             r['best'] = r is best and bool(lows) and all(lo > 0 for lo in lows)
+
+# %% ../../nbs/21_paper.ipynb #7c423173
+def _with_interval(prefix:str, value:float, samples:np.ndarray)->dict:
+    lo, hi = bias_corrected_interval(samples, value)
+    return {prefix: value, f'{prefix}_low': lo, f'{prefix}_high': hi}
+
+def calibration_table(con, exp:dict, seed:int=0)->pd.DataFrame|None:
+    "Per configuration: gamma, H plain and calibrated, their paired gain, AUSUC, with intervals (None: no calibration)"
+    trials = ledger_trials(con, exp)
+    cells = _cell_frames(con, trials)
+    if trials.empty or not (cells['items'].class_set == 'calibrated').any():
+        return None
+    axes = [a for a in exp['grid'] if a != 'seed']
+    gammas = con.execute("""SELECT trial_id, value FROM trial_results WHERE metric = 'gamma'
+                            AND trial_id IN (SELECT unnest(?::VARCHAR[]))""", [trials.trial_id.tolist()]).df()
+    heldout, rows = trial_heldout(exp['base']['data']), []
+    for key, g in (_grid_ordered(trials.groupby(axes, sort=False), exp, axes) if axes else [((), trials)]):
+        ids = g.trial_id.tolist()
+        plain, stacked = (_frames_of(cells, ids, cs, 'gzsl_h') for cs in ('all', 'calibrated'))
+        if not len(stacked[0]):
+            continue
+        idx = resample_indices(len(plain[0]), seed=seed)
+        (h0, s0), (h1, s1) = (group_samples('gzsl_h', f, heldout, idx) for f in (plain, stacked))
+        area, sa = group_samples('ausuc', plain, heldout, idx)
+        gain = _with_interval('gain', h1 - h0, s1 - s0)  # paired: the same resampled items for both
+        rows.append(dict(zip(axes, key)) | dict(gamma=float(gammas[gammas.trial_id.isin(ids)].value.mean()))
+                    | _with_interval('h', h0, s0) | _with_interval('h_calibrated', h1, s1) | gain
+                    | dict(significant=gain['gain_low'] > 0 or gain['gain_high'] < 0) | _with_interval('ausuc', area, sa)
+                    | dict(seeds=len(g), n=len(plain[0])))
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/21_paper.ipynb #ac300146
+def _pm(r, name:str)->str:
+    return f"{100 * r[name]:.1f} ± {100 * (r[name + '_high'] - r[name + '_low']) / 2:.1f}"
+
+CALIBRATION_HEAD = ['gamma', 'H, gamma 0', 'H, calibrated', 'gain (paired)', 'AUSUC']
+
+def _calibration_cells(r:dict, bold)->list[str]:
+    "One row's cells; `bold` marks a significant gain in the table's markup"
+    gain = f"{100 * r['gain']:+.1f} [{100 * r['gain_low']:+.1f}, {100 * r['gain_high']:+.1f}]"
+    return [f"{round(r['gamma'], 3) + 0.0:.3f}", _pm(r, 'h'), _pm(r, 'h_calibrated'), bold(gain) if r['significant'] else gain,
+            _pm(r, 'ausuc')]
+
+def calibration_markdown(table:pd.DataFrame, axes:list[str])->str:
+    "The calibration table in Markdown: a gain in bold is significant (its paired 95% interval excludes zero)"
+    lines = ['| ' + ' | '.join(axes + CALIBRATION_HEAD) + ' |', '|' + '---|' * len(axes) + '---:|' * 5]
+    for r in table.to_dict('records'):
+        cells = _calibration_cells(r, lambda t: f'**{t}**')
+        lines.append('| ' + ' | '.join([str(r[a]) for a in axes] + cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+def calibration_tex(table:pd.DataFrame, axes:list[str], caption:str)->str:
+    "The calibration table as booktabs LaTeX"
+    lines = ['\\begin{table}[t]', '\\centering', f'\\caption{{{_tex_escape(caption)}}}',
+             '\\begin{tabular}{' + 'l' * len(axes) + 'r' * 5 + '}', '\\toprule',
+             ' & '.join(_tex_escape(h) for h in axes + CALIBRATION_HEAD) + ' \\\\', '\\midrule']
+    for r in table.to_dict('records'):
+        cells = [c.replace('±', '$\\pm$') for c in _calibration_cells(r, lambda t: f'\\textbf{{{t}}}')]
+        lines.append(' & '.join([_tex_escape(r[a]) for a in axes] + cells) + ' \\\\')
+    lines += ['\\bottomrule', '\\end{tabular}', '\\end{table}']
+    return '\n'.join(lines) + '\n'
 
 # %% ../../nbs/21_paper.ipynb #af0e0f11
 def _cell(r)->str:
@@ -344,6 +412,45 @@ def figure_confusion(frames:list[pd.DataFrame]):
     fig.tight_layout()
     return fig
 
+# %% ../../nbs/21_paper.ipynb #83824a18
+def _pooled_curve(frames:list[pd.DataFrame], heldout:list[str], gammas:np.ndarray)->tuple[np.ndarray, np.ndarray]:
+    "S and U at each of `gammas`, averaged over the seeds' all-class frames"
+    s, u = [], []
+    for f in frames:
+        classes = sorted(set(f.label) | set(f.seen_pred) | set(f.unseen_pred))
+        parts = [f[c].map(classes.index).to_numpy() for c in ('label', 'seen_pred', 'unseen_pred')]
+        curve = seen_unseen_curve(*parts, f.gap.to_numpy(), [classes.index(c) for c in heldout if c in classes],
+                                  len(classes))
+        switched = np.searchsorted(np.sort(f.gap.to_numpy()), gammas)  # items switched at each gamma
+        s.append(curve.seen.to_numpy()[switched])
+        u.append(curve.unseen.to_numpy()[switched])
+    return np.mean(s, axis=0), np.mean(u, axis=0)
+
+def figure_seen_unseen(con, exp:dict, table:pd.DataFrame|None):
+    "Seen-unseen curves of calibrated stacking, one per value of the grid's first axis (its best calibrated H)"
+    import matplotlib.pyplot as plt
+    if table is None or table.empty:
+        return None
+    axes = [a for a in exp['grid'] if a != 'seed']
+    trials, heldout = ledger_trials(con, exp), trial_heldout(exp['base']['data'])
+    cells = _cell_frames(con, trials)
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for value, group in table.groupby(axes[0], sort=False) if axes else [('all', table)]:
+        best = group.loc[group.h_calibrated.idxmax()]
+        ids = trials[np.logical_and.reduce([trials[a] == best[a] for a in axes])].trial_id.tolist()
+        frames = _frames_of(cells, ids, 'all', 'gzsl_h')
+        gaps = np.concatenate([f.gap.to_numpy() for f in frames])
+        s, u = _pooled_curve(frames, heldout, np.linspace(gaps.min() - 1e-6, gaps.max() + 1e-6, 400))
+        line, = ax.plot(100 * s, 100 * u, label=' / '.join(str(best[a]) for a in axes))
+        at_gamma = _pooled_curve(frames, heldout, np.array([best.gamma]))
+        ax.plot(100 * at_gamma[0], 100 * at_gamma[1], 'o', color=line.get_color())
+    ax.set_xlabel('seen: per-class top-1 (%), all classes competing')
+    ax.set_ylabel('unseen: per-class top-1 (%)')
+    ax.set_title('calibrated stacking over gamma (dot: gamma chosen on val)', fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
 # %% ../../nbs/21_paper.ipynb #cc547055
 def _best_frames(con, exp:dict, table:pd.DataFrame, trace:dict, axes:list[str])->list[pd.DataFrame]:
     "All-class item frames (one per seed) of the best configuration"
@@ -380,11 +487,18 @@ def write_experiment(con, exp:dict, out:Path)->dict:
     for path in (write_if_changed(out/'tables'/f'{name}.tex', table_tex(table, axes, caption, quoted)),
                  write_if_changed(out/'tables'/f'{name}.md', table_markdown(table, axes, quoted))):
         files['tables'][str(Path(path).relative_to(out))] = {_row_label(k): v for k, v in trace.items()}
+    calibration = calibration_table(con, exp)
+    if calibration is not None:
+        note = f"{exp['description'] or name}: calibrated stacking (gamma chosen on val by H); bold: a significant gain"
+        for path in (write_if_changed(out/'tables'/f'{name}-calibration.md', calibration_markdown(calibration, axes)),
+                     write_if_changed(out/'tables'/f'{name}-calibration.tex', calibration_tex(calibration, axes, note))):
+            files['tables'][str(Path(path).relative_to(out))] = {_row_label(k): v for k, v in trace.items()}
     every = sorted(t for ts in trace.values() for t in ts)
     frames = _best_frames(con, exp, table, trace, axes)
     best = [f.trial_id.iloc[0] for f in frames]
     figures = {'prompt-sensitivity': (figure_prompt_sensitivity(table, axes), every),
                'wise-ft': (figure_wise_curve(results), every),
+               'seen-unseen': (figure_seen_unseen(con, exp, calibration), every),
                'per-class-f1': (figure_per_class_f1(frames), best),
                'reliability': (figure_reliability(frames), best),
                'confusion': (figure_confusion(frames), best)}

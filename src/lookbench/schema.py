@@ -68,7 +68,7 @@ TABLES = {  # name: (columns, primary key)
                          ci_low DOUBLE, ci_high DOUBLE, n INTEGER""", 'trial_id, split, class_set, metric'),
     # experiment ledger: each trial's prediction per test item and class set, for paired comparisons and calibration
     'trial_items': ("""trial_id VARCHAR, class_set VARCHAR, item_id VARCHAR, label VARCHAR, pred VARCHAR,
-                       confidence DOUBLE""", 'trial_id, class_set, item_id'),
+                       confidence DOUBLE, seen_pred VARCHAR, unseen_pred VARCHAR, gap DOUBLE""", 'trial_id, class_set, item_id'),
     # experiment ledger: each trial's first relevant rank per retrieval query (t2i: a caption; i2t: an item)
     'trial_queries': ('trial_id VARCHAR, direction VARCHAR, query VARCHAR, rank INTEGER', 'trial_id, direction, query'),
     # score: the train split as each model sees it, profiled once
@@ -90,6 +90,7 @@ TABLES = {  # name: (columns, primary key)
 # %% ../../nbs/01_schema.ipynb #3d851d60
 ADDED = {'runs': ['parent_fingerprint', 'code_version', 'status', 'finished_at', 'process'],
          'models': ['promoted_at'],
+         'trial_items': ['seen_pred', 'unseen_pred', 'gap'],  # calibrated stacking and AUSUC (all-class rows only)
          'quarantine': ['source_row', 'stage', 'batch_id', 'image'],
          'search_index_*': ['proj', 'resid']}  # every width: the bounds of exact search (`lookbench.search`)
 BACKFILL = {('quarantine', 'stage'): "'splits'"}  # before catalogs had stages, only the split step quarantined rows

@@ -9,9 +9,10 @@ import pandas as pd
 from scipy.stats import binomtest
 
 # %% auto #0
-__all__ = ['RESAMPLES', 'METRICS', 'resample_indices', 'percentile_interval', 'metric_samples', 'bootstrap_metric',
-           'paired_difference', 'mcnemar_exact', 'reliability_bins', 'expected_calibration_error', 'ece_samples',
-           'per_class_accuracy', 'gzsl_scores', 'gzsl_samples']
+__all__ = ['RESAMPLES', 'METRICS', 'resample_indices', 'percentile_interval', 'bias_corrected_interval', 'metric_samples',
+           'bootstrap_metric', 'paired_difference', 'mcnemar_exact', 'reliability_bins', 'expected_calibration_error',
+           'ece_samples', 'per_class_accuracy', 'gzsl_scores', 'gzsl_samples', 'stacking_parts', 'stacked_predictions',
+           'seen_unseen_curve', 'ausuc', 'choose_gamma', 'ausuc_samples']
 
 # %% ../../nbs/18_stats.ipynb #1d4a1748
 RESAMPLES = 1000  # bootstrap resamples: 1,000 puts a 95% interval's ends within a few tenths of a point of their limit
@@ -25,6 +26,12 @@ def percentile_interval(samples:np.ndarray, level:float=0.95)->tuple[float, floa
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(samples, [tail, 100 - tail])
     return float(lo), float(hi)
+
+# %% ../../nbs/18_stats.ipynb #5f4aa429
+def bias_corrected_interval(samples:np.ndarray, value:float, level:float=0.95)->tuple[float, float]:
+    "The percentile interval of bootstrap `samples` after removing their bias (their mean minus the estimate `value`)"
+    shifted = np.asarray(samples, float) - (float(np.mean(samples)) - value)
+    return percentile_interval(shifted, level)
 
 # %% ../../nbs/18_stats.ipynb #73af943c
 def _confusions(y_true:np.ndarray, y_pred:np.ndarray, n_classes:int, idx:np.ndarray)->np.ndarray:
@@ -76,12 +83,12 @@ def bootstrap_metric(metric:str,                    # 'top1', 'weighted_f1' or '
                      n_classes:int,
                      idx:np.ndarray|None=None,      # shared resamples (`resample_indices`); drawn from `seed` if None
                      seed:int=0, level:float=0.95)->dict:
-    "The metric (averaged over seeds), its percentile bootstrap interval over items, and the seeds' mean, std and values"
+    "The metric (averaged over seeds), its bias-corrected bootstrap interval over items, and the seeds' mean, std, values"
     preds = _seeds(preds)
     idx = resample_indices(len(y_true), seed=seed) if idx is None else idx
     samples = np.mean([metric_samples(metric, y_true, p, n_classes, idx) for p in preds], axis=0)
     per_seed = _whole(metric, y_true, preds, n_classes)
-    lo, hi = percentile_interval(samples, level)
+    lo, hi = bias_corrected_interval(samples, float(np.mean(per_seed)), level)
     return dict(value=float(np.mean(per_seed)), ci_low=lo, ci_high=hi, n=len(y_true),
                 seed_std=float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0, seed_values=per_seed)
 
@@ -156,3 +163,84 @@ def gzsl_samples(y_true:np.ndarray, y_pred:np.ndarray, n_classes:int, unseen, id
         return (recall * m).sum(1) / np.maximum(m.sum(1), 1)
     s, u = mean_over(~is_unseen), mean_over(is_unseen)
     return dict(gzsl_seen=s, gzsl_unseen=u, gzsl_h=np.where(s + u > 0, 2 * s * u / np.where(s + u > 0, s + u, 1), 0.0))
+
+# %% ../../nbs/18_stats.ipynb #19445ff5
+def stacking_parts(scores:np.ndarray,   # (items, classes) zero-shot scores over every class
+                   unseen)->tuple[np.ndarray, np.ndarray, np.ndarray]:  # indices of the unseen classes
+    "(best seen class, best unseen class, lead of the best seen score over the best unseen one) of each item"
+    scores = np.asarray(scores, float)
+    held = np.isin(np.arange(scores.shape[1]), list(unseen))
+    seen_scores, unseen_scores = np.where(held, -np.inf, scores), np.where(held, scores, -np.inf)
+    return seen_scores.argmax(1), unseen_scores.argmax(1), seen_scores.max(1) - unseen_scores.max(1)
+
+def stacked_predictions(best_seen:np.ndarray, best_unseen:np.ndarray, gap:np.ndarray, gamma:float)->np.ndarray:
+    "Calibrated stacking at `gamma`: an item goes to its best unseen class unless the seen ones lead by gamma or more"
+    return np.where(np.asarray(gap) < gamma, best_unseen, best_seen)
+
+# %% ../../nbs/18_stats.ipynb #2c83d7a0
+def _switch_weights(y, best_seen, best_unseen, unseen, n_classes, counts)->tuple[np.ndarray, np.ndarray]:
+    "What each item adds to S while on its seen side, and to U once switched (per-class accuracy weights)"
+    is_unseen = np.isin(np.arange(n_classes), list(unseen))
+    n_seen = max(int(((counts > 0) & ~is_unseen).sum()), 1)
+    n_unseen = max(int(((counts > 0) & is_unseen).sum()), 1)
+    size = np.maximum(counts[y], 1)
+    to_s = np.where(~is_unseen[y] & (best_seen == y), 1 / (size * n_seen), 0.0)
+    to_u = np.where(is_unseen[y] & (best_unseen == y), 1 / (size * n_unseen), 0.0)
+    return to_s, to_u
+
+def seen_unseen_curve(y:np.ndarray, best_seen:np.ndarray, best_unseen:np.ndarray, gap:np.ndarray, unseen,
+                      n_classes:int)->pd.DataFrame:
+    "S, U and H at every operating point of calibrated stacking (gamma between consecutive leads, and both ends)"
+    y = np.asarray(y)
+    order = np.argsort(gap, kind='stable')
+    to_s, to_u = _switch_weights(y[order], best_seen[order], best_unseen[order], unseen, n_classes,
+                                 np.bincount(y, minlength=n_classes))
+    switched_u, switched_s = np.concatenate([[0.0], np.cumsum(to_u)]), np.concatenate([[0.0], np.cumsum(to_s)])
+    s, u, g = to_s.sum() - switched_s, switched_u, np.asarray(gap)[order]
+    gammas = np.concatenate([[g[0] - 1], (g[:-1] + g[1:]) / 2, [g[-1] + 1]])
+    h = np.where(s + u > 0, 2 * s * u / np.where(s + u > 0, s + u, 1), 0.0)
+    return pd.DataFrame(dict(gamma=gammas, seen=s, unseen=u, h=h))
+
+def ausuc(curve:pd.DataFrame)->float:
+    "Area under the seen-unseen curve (U against S), along the curve's own order"
+    s, u = curve.seen.to_numpy(), curve.unseen.to_numpy()
+    return float(((s[:-1] - s[1:]) * (u[:-1] + u[1:]) / 2).sum())
+
+def choose_gamma(curve:pd.DataFrame)->float:
+    "The gamma of the curve's highest H (of several, the one nearest 0: the least change)"
+    best = curve[curve.h >= curve.h.max() - 1e-12]
+    return float(best.gamma.iloc[np.argmin(np.abs(best.gamma.to_numpy()))])
+
+# %% ../../nbs/18_stats.ipynb #f5a4a66d
+def _row_counts(flat:np.ndarray, rows:int, width:int)->np.ndarray:
+    "(rows, width) counts of the flat indices row * width + column"
+    return np.bincount(flat.ravel(), minlength=rows * width).reshape(rows, width).astype(float)
+
+def ausuc_samples(y:np.ndarray, best_seen:np.ndarray, best_unseen:np.ndarray, gap:np.ndarray, unseen, n_classes:int,
+                  idx:np.ndarray, chunk:int=100)->np.ndarray:
+    "AUSUC of each resample `idx` (rows of item indices)"
+    y = np.asarray(y)
+    order = np.argsort(gap, kind='stable')
+    position = np.empty(len(y), int)
+    position[order] = np.arange(len(y))
+    ys = y[order]
+    is_unseen = np.isin(np.arange(n_classes), list(unseen))
+    hit_s = (~is_unseen[ys] & (best_seen[order] == ys)).astype(float)   # right while on the seen side
+    hit_u = (is_unseen[ys] & (best_unseen[order] == ys)).astype(float)  # right once switched
+    out = []
+    for start in range(0, len(idx), chunk):
+        rows = idx[start:start + chunk]
+        r = np.arange(len(rows))[:, None]
+        times = _row_counts(r * len(y) + position[rows], rows.shape[0], len(y))  # each item's count, in lead order
+        counts = _row_counts(r * n_classes + y[rows], rows.shape[0], n_classes)
+        present = counts > 0
+        n_seen = np.maximum((present & ~is_unseen).sum(1, keepdims=True), 1)
+        n_unseen = np.maximum((present & is_unseen).sum(1, keepdims=True), 1)
+        size = np.maximum(counts[:, ys], 1)  # each item's class size in each resample
+        to_s = times * hit_s / (size * n_seen)
+        to_u = times * hit_u / (size * n_unseen)
+        start_col = np.zeros((len(rows), 1))
+        s = to_s.sum(1, keepdims=True) - np.concatenate([start_col, np.cumsum(to_s, 1)], 1)
+        u = np.concatenate([start_col, np.cumsum(to_u, 1)], 1)
+        out.append(((s[:, :-1] - s[:, 1:]) * (u[:, :-1] + u[:, 1:]) / 2).sum(1))
+    return np.concatenate(out)

@@ -1,9 +1,11 @@
 """Experiments survive a real kill and resume with only the unfinished trials; `make paper` twice changes no file."""
+import json
 import os
 import signal
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from conftest import ROOT, BIN
@@ -23,6 +25,7 @@ description: A 2 x 2 grid with 2 seeds
 base:
   data: {{source: {src}, sample: null}}
   align: {{epochs: 3, batch_size: 64}}
+  calibration: {{gamma: auto}}
 grid:
   recipe: [lit, lit_locked_text]
   prompts: [one, ensemble]
@@ -65,12 +68,19 @@ def test_a_killed_experiment_resumes_with_the_unfinished_trials(experiment, tmp_
 
 
 def test_make_paper_twice_changes_no_file(experiment, tmp_path):
+    "Byte for byte; every interval holds its value; an experiment whose weights are missing is skipped in one line"
+    (experiment.parent / 'needs-weights.yaml').write_text("name: needs-weights\ngrid: {model: ['open_clip:ViT-B-32@openai']}\n")
     args = (f"PAPER_ARGS=--env--experiments {experiment.parent} --env--data {tmp_path / 'data'} "
             f"--env--reports {tmp_path / 'reports'}")
     first = subprocess.run(['make', '--no-print-directory', 'paper', args], cwd=ROOT, env=env(), capture_output=True,
                            text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     paper = tmp_path / 'reports' / 'paper'
+    results = pd.read_csv(paper / 'results.csv')
+    outside = results[(results.value < results.ci_low - 1e-12) | (results.value > results.ci_high + 1e-12)]
+    assert outside.empty and {'ausuc', 'gamma'} <= set(results.metric), outside.head()
+    assert json.loads((paper / 'MANIFEST.json').read_text())['skipped'] == {
+        'needs-weights': ['weights of open_clip:ViT-B-32@openai']}
     files = sorted(p for p in paper.rglob('*') if p.is_file())
     assert {p.relative_to(paper).as_posix() for p in files} >= {'results.csv', 'MANIFEST.json', 'tables/grid.tex',
                                                                 'tables/grid.md', 'figures/grid-confusion.svg'}
@@ -80,7 +90,7 @@ def test_make_paper_twice_changes_no_file(experiment, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in files} == before
     html = (tmp_path / 'reports' / 'paper.html').read_text()
-    assert '0 trials run, 8 already finished' in html
+    assert '0 trials run, 8 already finished' in html and 'skipped needs-weights' in html
     tex = (paper / 'tables' / 'grid.tex').read_text().splitlines()
     assert len({line.count('&') for line in tex if line.endswith('\\\\')}) == 1  # every row has the same cells
 
