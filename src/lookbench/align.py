@@ -17,9 +17,9 @@ from .embed import embed_images, embed_texts, load_vectors
 from .finetune import clip_loss_batched, cosine_schedule, make_optimizer, register_base
 from .hub import local_weights
 from .models import LitModel, absolute_spec, load_lit, save_lit
+from .splits import data_snapshot, labelled_table
 from .tracking import catalog_artifact, link_artifacts, model_artifact, start_run
-from .warehouse import (LookbenchError, catalog_snapshots, new_run_id, record_run, require_table,
-                                 table_snapshot)
+from .warehouse import LookbenchError, catalog_snapshots, new_run_id, record_run, require_table
 
 # %% auto #0
 __all__ = ['AlignConfig', 'caption_pairs', 'pair_features', 'contrastive_loss', 'train_heads', 'align_model']
@@ -40,7 +40,7 @@ class AlignConfig:
 def caption_pairs(con, split:str='train')->pd.DataFrame:
     "item_id and caption of every pair in `split` whose class is not held out"
     require_table(con, 'splits', 'run the splits step (`lookbench splits`) first')
-    df = con.execute('''SELECT s.item_id, i.caption FROM splits s JOIN items i USING (item_id)
+    df = con.execute(f'''SELECT s.item_id, i.caption FROM splits s JOIN {labelled_table(con)} i USING (item_id)
                         WHERE s.split = ? AND NOT s.heldout ORDER BY s.item_id''', [split]).df()
     if df.empty:
         raise LookbenchError(f"no image-caption pairs in split {split!r} of table `splits`: "
@@ -121,7 +121,7 @@ def align_model(con, model,                 # an `ImageTextModel` (`models.load_
     if trained:
         model, history, pairs = _train_lit(con, model, Path(out_dir)/'lit_heads.pt', cfg, run.log)
     parent = model.feature_fingerprint if trained else model.fingerprint
-    record_run(con, run_id, 'align', model.fingerprint, config, table_snapshot(con, 'splits'), parent=parent)
+    record_run(con, run_id, 'align', model.fingerprint, config, data_snapshot(con), parent=parent)
     base = register_base(con, model, run_id)
     link_artifacts(run, uses=[catalog_artifact(catalog_snapshots(con))],
                    makes=[model_artifact(base['spec'], model.fingerprint, model.name, local_weights(base['spec']))])

@@ -21,11 +21,10 @@ from .images import decode_image, image_blobs
 from .models import load_model
 from .retrieval import evaluate_retrieval
 from .schema import ensure_tables
-from .splits import attribute_sets, class_names, split_items
+from .splits import attribute_sets, class_names, data_snapshot, split_items
 from .stats import ausuc, choose_gamma, gzsl_scores, seen_unseen_curve, stacked_predictions, stacking_parts
 from .tracking import catalog_artifact, link_artifacts, model_artifact, start_run
-from .warehouse import (catalog_snapshots, new_run_id, record_run, registered, table_snapshot, transaction,
-                                 write_metrics)
+from .warehouse import catalog_snapshots, new_run_id, record_run, registered, transaction, write_metrics
 from .zeroshot import build_classifier, zero_shot_scores
 
 # %% auto #0
@@ -198,7 +197,7 @@ def run_evaluation(con, model, split:str='test', probe:bool=True, progress:bool=
     write_predictions(con, run_id, model.fingerprint, preds)
     config = dict(model=model.name, fingerprint=model.fingerprint, split=split, probe=probe, retrieval=retrieval,
                   attributes=attributes)
-    record_run(con, run_id, 'evaluate', model.fingerprint, config, table_snapshot(con, 'splits'))
+    record_run(con, run_id, 'evaluate', model.fingerprint, config, data_snapshot(con))
     spec = getattr(model, 'spec', '')
     inputs = [catalog_artifact(catalog_snapshots(con)),
               model_artifact(spec, model.fingerprint, model.name, local_weights(spec) if spec else None)]

@@ -18,17 +18,18 @@ import torch
 
 from .embed import image_embeddings
 from .schema import ensure_tables
-from .splits import class_names
+from .splits import class_names, ensure_labelled_view, labelled_table
 from .warehouse import now_utc, registered, table_exists, transaction
 from .zeroshot import build_classifier, prompt_name
 
 # %% auto #0
-__all__ = ['KINDS', 'ENDPOINTS', 'feedback_dir', 'EventLog', 'read_events', 'ingest_feedback', 'feedback_pairs',
+__all__ = ['KINDS', 'ENDPOINTS', 'ACTIONS', 'feedback_dir', 'EventLog', 'read_events', 'ingest_feedback', 'feedback_pairs',
            'feedback_accuracy', 'serving_summary']
 
 # %% ../../nbs/24_feedback.ipynb #610b2b02
 KINDS = ('click', 'relevant', 'irrelevant', 'correct_label', 'wrong_label')  # what a user can say of a result
-ENDPOINTS = ('search', 'similar', 'classify')                                # the answers that are logged
+ENDPOINTS = ('search', 'similar', 'classify', 'curate')                      # the answers that are logged
+ACTIONS = ('relabel', 'remove', 'duplicate', 'fine')  # what a curator can say of an item (curation page)
 
 def feedback_dir(warehouse:str|Path)->Path:
     "The `feedback/` folder beside the warehouse file"
@@ -84,9 +85,10 @@ def _parse(source:str, text:str)->tuple[dict|None, str|None]:
         ev = json.loads(text)
     except ValueError as e:
         return None, f"not JSON ({e})"
-    if not isinstance(ev, dict) or ev.get('event') not in ('request', 'feedback'):
-        return None, "no 'event' of 'request' or 'feedback'"
-    need = ['event_id', 'at', 'request_id'] + (['endpoint'] if ev['event'] == 'request' else ['item_id', 'kind'])
+    if not isinstance(ev, dict) or ev.get('event') not in ('request', 'feedback', 'correction'):
+        return None, "no 'event' of 'request', 'feedback' or 'correction'"
+    fields = {'request': ['endpoint'], 'feedback': ['item_id', 'kind'], 'correction': ['item_id', 'action']}
+    need = ['event_id', 'at', 'request_id'] + fields[ev['event']]
     bad = [k for k in need if not isinstance(ev.get(k), str) or not ev[k]]
     if bad:
         return None, f"missing or not a string: {', '.join(bad)}"
@@ -100,21 +102,36 @@ def _parse(source:str, text:str)->tuple[dict|None, str|None]:
         return None, f"unknown kind {ev['kind'][:40]!r}: one of {', '.join(KINDS)}"
     if ev['event'] == 'feedback' and ev['kind'] == 'correct_label' and not isinstance(ev.get('label'), str):
         return None, "a correct_label event needs the right 'label'"
-    return ev, None
+    return ev, _correction_problem(ev) if ev['event'] == 'correction' else None
+
+def _correction_problem(ev:dict)->str|None:
+    "Why a correction event is malformed, or None"
+    if ev['action'] not in ACTIONS:
+        return f"unknown action {ev['action'][:40]!r}: one of {', '.join(ACTIONS)}"
+    if ev['action'] == 'relabel' and not isinstance(ev.get('label'), str):
+        return "a relabel correction needs the new 'label'"
+    if ev['action'] == 'duplicate' and not isinstance(ev.get('duplicate_of'), str):
+        return "a duplicate correction needs 'duplicate_of', the item it duplicates"
+    return None
 
 # %% ../../nbs/24_feedback.ipynb #1bf4971d
-def _frames(lines:list[tuple[str, str]])->tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    "Requests, feedback and malformed lines, as frames"
-    requests, feedback, bad = [], [], []
+def _frames(lines:list[tuple[str, str]])->tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    "Requests, feedback, malformed lines and curators' corrections, as frames"
+    requests, feedback, bad, corrections = [], [], [], []
     for source, text in lines:
         ev, why = _parse(source, text)
-        if ev is None:
+        if ev is None or why is not None:
             bad.append(dict(source=source, event_id=None, reason='malformed_event', detail=why, raw=text[:2000]))
         elif ev['event'] == 'request':
             requests.append(dict(event_id=ev['event_id'], request_id=ev['request_id'], logged_at=ev['at'],
                                  endpoint=ev['endpoint'], model_id=ev.get('model_id'), query=ev.get('query'),
                                  item_id=ev.get('item_id'), k=ev.get('k'), results=json.dumps(ev.get('results')),
                                  latency_ms=ev.get('latency_ms'), status=ev.get('status'), source=source))
+        elif ev['event'] == 'correction':
+            corrections.append(dict(event_id=ev['event_id'], request_id=ev['request_id'], item_id=ev['item_id'],
+                                    action=ev['action'], old_label=ev.get('old_label'), new_label=ev.get('label'),
+                                    duplicate_of=ev.get('duplicate_of'), who=ev.get('who'), corrected_at=ev['at'],
+                                    source=source, raw=text[:2000]))
         else:
             feedback.append(dict(event_id=ev['event_id'], request_id=ev['request_id'], item_id=ev['item_id'],
                                  kind=ev['kind'], label=ev.get('label'), logged_at=ev['at'], source=source,
@@ -122,9 +139,11 @@ def _frames(lines:list[tuple[str, str]])->tuple[pd.DataFrame, pd.DataFrame, pd.D
     cols = dict(req=['event_id', 'request_id', 'logged_at', 'endpoint', 'model_id', 'query', 'item_id', 'k', 'results',
                      'latency_ms', 'status', 'source'],
                 fb=['event_id', 'request_id', 'item_id', 'kind', 'label', 'logged_at', 'source', 'raw'],
-                bad=['source', 'event_id', 'reason', 'detail', 'raw'])
+                bad=['source', 'event_id', 'reason', 'detail', 'raw'],
+                fix=['event_id', 'request_id', 'item_id', 'action', 'old_label', 'new_label', 'duplicate_of', 'who',
+                     'corrected_at', 'source', 'raw'])
     return (pd.DataFrame(requests, columns=cols['req']), pd.DataFrame(feedback, columns=cols['fb']),
-            pd.DataFrame(bad, columns=cols['bad']))
+            pd.DataFrame(bad, columns=cols['bad']), pd.DataFrame(corrections, columns=cols['fix']))
 
 # %% ../../nbs/24_feedback.ipynb #9d1415c9
 _REASONS_SQL = '''
@@ -145,11 +164,26 @@ _DETAIL = {'unknown_request': "no logged answer has request id {request_id}",
            'item_not_in_request': "request {request_id} did not answer with item {item_id}",
            'unknown_label': "label {label!r} is not in table `labels`"}
 
-def _judged(con, fb:pd.DataFrame)->pd.DataFrame:
+_CORRECTION_REASONS_SQL = '''
+    SELECT c.*, CASE
+        WHEN s.request_id IS NULL THEN 'unknown_request'
+        WHEN i.item_id IS NULL THEN 'unknown_item'
+        WHEN c.action = 'relabel' AND l.label IS NULL THEN 'unknown_label'
+        WHEN c.action = 'duplicate' AND (d.item_id IS NULL OR c.duplicate_of = c.item_id) THEN 'unknown_duplicate'
+        END AS reason
+    FROM _c c
+    LEFT JOIN (SELECT DISTINCT request_id FROM serving_log) s USING (request_id)
+    LEFT JOIN items i ON i.item_id = c.item_id
+    LEFT JOIN labels l ON l.label = c.new_label
+    LEFT JOIN items d ON d.item_id = c.duplicate_of'''
+
+_DETAIL |= {'unknown_duplicate': "duplicate_of {duplicate_of!r} is not another item of table `items`"}
+
+def _judged(con, fb:pd.DataFrame, sql:str=_REASONS_SQL)->pd.DataFrame:
     "The new feedback events with the reason each one is refused for (None: accepted)"
-    with registered(con, _fb=fb):
-        out = con.execute(_REASONS_SQL).df()
-    out['detail'] = [_DETAIL[r].format(**row) if isinstance(r, str) else None
+    with registered(con, _fb=fb, _c=fb):
+        out = con.execute(sql).df()
+    out['detail'] = [_DETAIL[r].format(**{'label': row.get('new_label')} | row) if isinstance(r, str) else None
                      for r, row in zip(out.reason, out.to_dict('records'))]
     return out
 
@@ -157,26 +191,34 @@ def _judged(con, fb:pd.DataFrame)->pd.DataFrame:
 def ingest_feedback(con, folder:str|Path)->dict:
     "Merge the logs in `folder` into `serving_log`, `feedback` and `feedback_quarantine`, exactly once; count rows"
     lines, pending = read_events(folder)
-    req, fb, bad = _frames(lines)
+    req, fb, bad, fixes = _frames(lines)
     with transaction(con):
         ensure_tables(con, 'serving_log', 'feedback', 'feedback_quarantine', 'items', 'labels')
+        ensure_labelled_view(con)
         seen_req = {r[0] for r in con.execute('SELECT event_id FROM serving_log').fetchall()}
-        seen_fb = {r[0] for r in con.execute('SELECT event_id FROM feedback').fetchall()}
+        seen_fb = {r[0] for r in con.execute('SELECT event_id FROM feedback UNION ALL '
+                                             'SELECT event_id FROM label_corrections').fetchall()}
         seen_q = {r[0] for r in con.execute('SELECT source FROM feedback_quarantine').fetchall()}
         new_req = req[~req.event_id.isin(seen_req)].drop_duplicates('event_id')
         fb = fb[~fb.event_id.isin(seen_fb) & ~fb.source.isin(seen_q)].drop_duplicates('event_id')
+        fixes = fixes[~fixes.event_id.isin(seen_fb) & ~fixes.source.isin(seen_q)].drop_duplicates('event_id')
         now = now_utc()
         with registered(con, _req=new_req.assign(ingested_at=now)):
             con.execute('INSERT OR IGNORE INTO serving_log BY NAME SELECT * FROM _req')
-        judged = _judged(con, fb)
+        judged, fixed = _judged(con, fb), _judged(con, fixes, _CORRECTION_REASONS_SQL)
         ok = judged[judged.reason.isna()].drop(columns=['reason', 'detail', 'raw'])
-        refused = pd.concat([bad[~bad.source.isin(seen_q)], judged[judged.reason.notna()][bad.columns]])
-        with registered(con, _ok=ok.assign(ingested_at=now), _q=refused.assign(quarantined_at=now)):
+        good_fixes = fixed[fixed.reason.isna()].drop(columns=['reason', 'detail', 'raw'])
+        refused = pd.concat([bad[~bad.source.isin(seen_q)], judged[judged.reason.notna()][bad.columns],
+                             fixed[fixed.reason.notna()][bad.columns]])
+        with registered(con, _ok=ok.assign(ingested_at=now), _q=refused.assign(quarantined_at=now),
+                        _fix=good_fixes.assign(ingested_at=now)):
             con.execute('INSERT OR IGNORE INTO feedback BY NAME SELECT * FROM _ok')
             con.execute('INSERT OR IGNORE INTO feedback_quarantine BY NAME SELECT * FROM _q')
+            con.execute('INSERT OR IGNORE INTO label_corrections BY NAME SELECT * FROM _fix')
     return dict(lines=len(lines), pending=pending, requests=len(new_req), feedback=len(ok),
-                quarantined=len(refused), by_reason=refused.reason.value_counts().to_dict(),
-                already=len(lines) - len(new_req) - len(ok) - len(refused))
+                corrections=len(good_fixes), quarantined=len(refused),
+                by_reason=refused.reason.value_counts().to_dict(),
+                already=len(lines) - len(new_req) - len(ok) - len(good_fixes) - len(refused))
 
 # %% ../../nbs/24_feedback.ipynb #1fdac3e9
 def _caption(label:str)->str:
@@ -190,13 +232,13 @@ def feedback_pairs(con, holdout_pct:int=20)->pd.DataFrame:
     cols = ['item_id', 'text', 'label', 'kind', 'event_id', 'request_id', 'slice']
     if not table_exists(con, 'feedback') or not table_exists(con, 'splits'):
         return pd.DataFrame(columns=cols)
-    rows = con.execute('''
+    rows = con.execute(f'''
         SELECT f.item_id, arg_max(f.label, f.logged_at) AS label, NULL AS query, 'correct_label' AS kind,
                arg_max(f.event_id, f.logged_at) AS event_id, arg_max(f.request_id, f.logged_at) AS request_id
         FROM feedback f WHERE f.kind = 'correct_label' GROUP BY f.item_id
         UNION ALL
         SELECT f.item_id, i.label, s.query, 'relevant', min(f.event_id), min(f.request_id)
-        FROM feedback f JOIN serving_log s USING (request_id) JOIN items i ON i.item_id = f.item_id
+        FROM feedback f JOIN serving_log s USING (request_id) JOIN {labelled_table(con)} i ON i.item_id = f.item_id
         WHERE f.kind = 'relevant' AND s.query IS NOT NULL GROUP BY f.item_id, i.label, s.query''').df()
     trainable = {r[0] for r in con.execute("SELECT item_id FROM splits WHERE split = 'train' AND NOT heldout")
                  .fetchall()}

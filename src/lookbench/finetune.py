@@ -27,11 +27,11 @@ from .images import decode_image
 from .models import (LitModel, absolute_spec, freeze_unused, load_checkpoint, load_model, select_trainable,
                               tuned_name)
 from .registry import pin_file, pinned_spec, promote, promoted_model, register_model
-from .splits import class_names
+from .splits import class_names, data_snapshot, labelled_table
 from .hub import local_weights
 from .tracking import catalog_artifact, link_artifacts, model_artifact, start_run
 from .warehouse import (LookbenchError, catalog_snapshots, new_run_id, record_run, require_table, session,
-                                 table_snapshot, write_metrics)
+                                 write_metrics)
 from .zeroshot import build_classifier
 
 # %% auto #0
@@ -117,8 +117,9 @@ class PairCache:
                  shard:tuple[int, int]=(0, 1), feedback_pct:int|None=None):
         require_table(con, 'splits', 'run the splits step (`lookbench splits`) first')
         heldout = '' if include_heldout else 'AND NOT s.heldout'
-        df = con.execute(f'''SELECT s.item_id, i.caption, i.label, i.image FROM splits s JOIN items i USING (item_id)
-                            WHERE s.split = ? {heldout} ORDER BY s.item_id''', [split]).df()
+        df = con.execute(f'''SELECT s.item_id, i.caption, i.label, i.image
+                             FROM splits s JOIN {labelled_table(con)} i USING (item_id)
+                             WHERE s.split = ? {heldout} ORDER BY s.item_id''', [split]).df()
         if limit and len(df) > limit:
             df = df.sample(limit, random_state=seed).sort_values('item_id')
         if df.empty:
@@ -490,7 +491,7 @@ def _finetune_and_register(con, model, train:PairCache, cfg:FinetuneConfig, out_
                   effective_batch=cfg.batch_size * cfg.accum_steps * size, peak_lr=cfg.lr,
                   feedback_pairs=train.feedback * size, feedback_heldout=base_feedback['n'])
     run = start_run('finetune', run_id, config)
-    record_run(con, run_id, 'finetune', base['fingerprint'], config, table_snapshot(con, 'splits'),
+    record_run(con, run_id, 'finetune', base['fingerprint'], config, data_snapshot(con),
                parent=base['fingerprint'], status='running')
     result = finetune(model, train, val, classes, cfg, out_dir=out_dir, resume=resume, log=run.log)
     best_path = _load_best(model, out_dir, run_id)
@@ -499,7 +500,7 @@ def _finetune_and_register(con, model, train:PairCache, cfg:FinetuneConfig, out_
     rows = _result_rows(test, base_test, wise, base_feedback, feedback_accuracy(con, model, cfg.feedback_holdout_pct))
     write_metrics(con, run_id, model.name, model.fingerprint, rows)
     write_predictions(con, run_id, model.fingerprint, preds)
-    record_run(con, run_id, 'finetune', model.fingerprint, config, table_snapshot(con, 'splits'),
+    record_run(con, run_id, 'finetune', model.fingerprint, config, data_snapshot(con),
                parent=base['fingerprint'])
     val_items['tuned'] = val_predictions(model, val, classes)
     decision = _register(con, model, base, run_id, best_path, result, base_val, margin, val_items)

@@ -82,6 +82,20 @@ TABLES = {  # name: (columns, primary key)
                     source VARCHAR, ingested_at TIMESTAMP""", 'event_id'),
     'feedback_quarantine': ('source VARCHAR, event_id VARCHAR, reason VARCHAR, detail VARCHAR, raw VARCHAR, '
                             'quarantined_at TIMESTAMP', 'source'),
+    # curation: what a person said of an item on the curation page (relabel, remove, duplicate, fine), merged once from
+    # the service's event log; raw `items` rows are never rewritten: `labelled_items` (a view) applies these
+    'label_corrections': ("""event_id VARCHAR, request_id VARCHAR, item_id VARCHAR, action VARCHAR, old_label VARCHAR,
+                             new_label VARCHAR, duplicate_of VARCHAR, who VARCHAR, corrected_at TIMESTAMP, source VARCHAR,
+                             ingested_at TIMESTAMP""", 'event_id'),
+    # curation: per item of a (model, data snapshot): label-issue score and suggestion, neighbours, mismatch, map
+    'curation_items': ("""model_id VARCHAR, data_snapshot VARCHAR, item_id VARCHAR, split VARCHAR, label VARCHAR,
+                          suggested_label VARCHAR, label_score DOUBLE, label_issue BOOLEAN, pred VARCHAR, confidence DOUBLE,
+                          nearest_id VARCHAR, nearest_sim DOUBLE, outlier_score DOUBLE, mismatch_score DOUBLE, x DOUBLE,
+                          y DOUBLE""", 'model_id, data_snapshot, item_id'),
+    # curation: the issues found, ranked by score within each kind (label, duplicate, outlier, mismatch, mistake)
+    'curation_issues': ("""model_id VARCHAR, data_snapshot VARCHAR, item_id VARCHAR, kind VARCHAR, score DOUBLE,
+                           label VARCHAR, suggested_label VARCHAR, related_id VARCHAR, reason VARCHAR""",
+                        'model_id, data_snapshot, item_id, kind'),
     # search: each model's basis for exact search's bounds (d x rank, row-major), fitted on a sample of its products
     'search_basis': ('model_id VARCHAR, dim INTEGER, basis FLOAT[], fitted_on INTEGER, kept FLOAT, fitted_at TIMESTAMP',
                      'model_id, dim'),

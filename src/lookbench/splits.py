@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 
 from .schema import ensure_tables
-from .warehouse import LookbenchError, registered, require_table, table_columns, table_exists, transaction
+from .warehouse import (LookbenchError, count_rows, registered, require_table, table_columns, table_exists,
+                                 table_snapshot, transaction)
 
 # %% auto #0
 __all__ = ['CHECKS', 'DEMO_HELDOUT', 'DEMO_FORMATS', 'check_items', 'assert_checks', 'near_duplicates', 'assign_splits',
-           'resolve_heldout', 'catalog_format', 'row_accounting', 'class_names', 'split_items', 'attribute_sets']
+           'ensure_labelled_view', 'labelled_table', 'data_snapshot', 'resolve_heldout', 'catalog_format',
+           'row_accounting', 'class_names', 'split_items', 'attribute_sets']
 
 # %% ../../nbs/07_splits.ipynb #1c69cd17
 CHECKS = {  # name: (SQL returning offending rows, hard?)
@@ -62,13 +64,22 @@ def near_duplicates(query:np.ndarray, ref:np.ndarray, max_bits:int,
     return best, dist
 
 # %% ../../nbs/07_splits.ipynb #75b3f6e5
+def _quarantine_removed(con):
+    "Inside `assign_splits`: items a person removed (not a product, a duplicate), with who said so and when"
+    con.execute('''INSERT INTO quarantine (item_id, source_row, reason, detail, stage)
+        SELECT r.item_id, any_value(r.source_row), 'removed_by_curation',
+               arg_max(c.action || coalesce(' of ' || c.duplicate_of, '') || ' by ' || coalesce(c.who, 'someone') || ' at '
+                       || c.corrected_at::VARCHAR, c.corrected_at), 'splits'
+        FROM _raw r JOIN label_corrections c USING (item_id)
+        WHERE r.removed AND c.action IN ('remove', 'duplicate') GROUP BY r.item_id''')
+
 def _quarantine_copies(con):
     "Inside `assign_splits`: val/test items whose image bytes equal a train item's"
     con.execute('''INSERT INTO quarantine (item_id, source_row, reason, detail, stage)
         SELECT r.item_id, any_value(r.source_row), 'duplicate_of_train',
                'same image bytes as train item ' || min(t.item_id), 'splits'
         FROM _raw r JOIN _raw t ON r.sha256 = t.sha256 AND t.split = 'train'
-        WHERE r.split <> 'train' GROUP BY r.item_id''')
+        WHERE r.split <> 'train' AND NOT r.removed GROUP BY r.item_id''')
 
 def _quarantine_near_duplicates(con, bits:int):
     "Inside `assign_splits`: val/test items within `bits` pHash bits of a train item"
@@ -100,11 +111,13 @@ def assign_splits(con, val_pct:int=10,               # percent of the original t
                              "has (env.yaml `heldout_classes`, or `lookbench splits --heldout`)")
     with transaction(con):
         ensure_tables(con, 'quarantine', 'splits')
+        ensure_labelled_view(con)
         con.execute('''CREATE OR REPLACE TEMP TABLE _raw AS
-            SELECT item_id, label, sha256, phash, source_row, CASE WHEN orig_split = 'test' THEN 'test'
+            SELECT item_id, label, sha256, phash, source_row, removed, CASE WHEN orig_split = 'test' THEN 'test'
                    WHEN md5_number(item_id || ?) % 100 < ? THEN 'val' ELSE 'train' END AS split
-            FROM items''', [seed, val_pct])
+            FROM corrected_items''', [seed, val_pct])
         con.execute("DELETE FROM quarantine WHERE stage = 'splits'")
+        _quarantine_removed(con)
         _quarantine_copies(con)
         if near_dup_bits is not None:
             _quarantine_near_duplicates(con, near_dup_bits)
@@ -113,6 +126,34 @@ def assign_splits(con, val_pct:int=10,               # percent of the original t
             WHERE item_id NOT IN (SELECT item_id FROM quarantine WHERE stage = 'splits')''', [list(heldout_classes)])
         con.execute('DROP TABLE _raw')
     return con.execute('SELECT split, heldout, count(*) AS n FROM splits GROUP BY ALL ORDER BY ALL').df()
+
+# %% ../../nbs/07_splits.ipynb #8ee92519
+_CORRECTED = '''CREATE OR REPLACE VIEW corrected_items AS
+    WITH verdicts AS (
+        SELECT item_id,
+               arg_max(new_label, corrected_at::VARCHAR || event_id) FILTER (action = 'relabel') AS new_label,
+               arg_max(action, corrected_at::VARCHAR || event_id) FILTER (action <> 'fine') AS verdict
+        FROM label_corrections GROUP BY item_id)
+    SELECT i.* REPLACE (coalesce(v.new_label, i.label) AS label),
+           coalesce(v.verdict IN ('remove', 'duplicate'), false) AS removed
+    FROM items i LEFT JOIN verdicts v USING (item_id)'''
+
+def ensure_labelled_view(con):
+    "Create `label_corrections` if missing, and the views `corrected_items` and `labelled_items` over it"
+    ensure_tables(con, 'label_corrections')
+    con.execute(_CORRECTED)
+    con.execute('CREATE OR REPLACE VIEW labelled_items AS SELECT * EXCLUDE (removed) FROM corrected_items WHERE NOT removed')
+
+def labelled_table(con)->str:
+    "The relation to read labels from: `labelled_items` once a write step created it, else `items` (older warehouses)"
+    return 'labelled_items' if table_exists(con, 'labelled_items') else 'items'
+
+def data_snapshot(con)->str:
+    "The data a model is trained and judged on: the splits' snapshot, and the corrections' once there are any"
+    splits = table_snapshot(con, 'splits')
+    if not count_rows(con, 'label_corrections'):
+        return splits
+    return f"{splits}+{table_snapshot(con, 'label_corrections')}"
 
 # %% ../../nbs/07_splits.ipynb #c7b28e28
 DEMO_HELDOUT = ('Pullover', 'Sandal', 'Bag')  # the demo catalogs' held-out classes: a top, a shoe, an accessory
@@ -150,15 +191,15 @@ def row_accounting(con)->dict:
 # %% ../../nbs/07_splits.ipynb #59719f22
 def class_names(con, seen_only:bool=False)->list[str]:
     "Class names in `labels` order; `seen_only` leaves out the classes held out of training"
-    held = ("WHERE label NOT IN (SELECT DISTINCT i.label FROM splits s JOIN items i USING (item_id) WHERE s.heldout)"
-            if seen_only else '')
+    held = (f"WHERE label NOT IN (SELECT DISTINCT i.label FROM splits s JOIN {labelled_table(con)} i USING (item_id) "
+            "WHERE s.heldout)" if seen_only else '')
     return [r[0] for r in con.execute(f'SELECT label FROM labels {held} ORDER BY label_id').fetchall()]
 
 def split_items(con, split:str='test')->pd.DataFrame:
     "item_id, label and heldout flag of every item in `split`, ordered by id"
     require_table(con, 'splits', 'run the splits step (`lookbench splits`) first')
-    df = con.execute('''SELECT s.item_id, i.label, s.heldout FROM splits s JOIN items i USING (item_id)
-                        WHERE s.split = ? ORDER BY s.item_id''', [split]).df()
+    df = con.execute(f'''SELECT s.item_id, i.label, s.heldout FROM splits s JOIN {labelled_table(con)} i USING (item_id)
+                         WHERE s.split = ? ORDER BY s.item_id''', [split]).df()
     if df.empty:
         raise LookbenchError(f"split {split!r} is empty in table `splits`: check the splits step's settings")
     return df
