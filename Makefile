@@ -69,10 +69,11 @@ flow-finetune: setup
 serve: setup
 	$(BIN)/lookbench serve --warehouse $(WAREHOUSE) $(SERVE_ARGS)
 
-# New feedback after a build: merge it, then fine-tune again (with it) and rebuild everything downstream.
+# New feedback or corrections after a build (the service's log): merge them, split again (removed items leave) and
+# rebuild everything downstream: align, fine-tune (with the feedback pairs and the corrected labels), evaluate...
 retrain: setup
 	$(BIN)/ploomber task feedback --force $(WITH_MODEL)
-	$(BIN)/ploomber task finetune --force $(WITH_MODEL)
+	$(BIN)/ploomber task splits --force $(WITH_MODEL)
 	$(BIN)/ploomber build $(WITH_MODEL)
 
 # The experiments in experiments/ (only what is missing runs) and the paper folder reports/paper/

@@ -20,9 +20,10 @@ from .warehouse import DEFAULT_WAREHOUSE, LookbenchError, connect, warehouse_err
 
 # %% auto #0
 __all__ = ['app', 'WAREHOUSE', 'QUALITY', 'ALIGN', 'FINETUNE', 'SCORE', 'SERVE', 'EXACT', 'experiment_app', 'ROOT',
-           'feedback_app', 'export_app', 'models_app', 'SPECS', 'main', 'ingest', 'splits', 'embed', 'align',
-           'evaluate', 'finetune', 'promote', 'score', 'search', 'similar', 'index', 'experiment_run',
-           'experiment_status', 'paper', 'serve', 'feedback_ingest', 'export_onnx', 'models_check', 'models_fetch']
+           'feedback_app', 'export_app', 'CURATE_COLUMNS', 'models_app', 'SPECS', 'main', 'ingest', 'splits', 'embed',
+           'align', 'evaluate', 'finetune', 'promote', 'score', 'search', 'similar', 'index', 'experiment_run',
+           'experiment_status', 'paper', 'serve', 'feedback_ingest', 'export_onnx', 'curate', 'models_check',
+           'models_fetch']
 
 # %% ../../nbs/17_cli.ipynb #49e86c6a
 app = typer.Typer(help='lookbench: CLIP-style product understanding, from catalog to metrics.',
@@ -444,6 +445,45 @@ def export_onnx(model:str=typer.Option('promoted', help="'promoted' or a registe
           f"lowest cosine image {p['image']:.5f}, text {p['text']:.5f} ({'ok' if ok else 'BELOW 0.999'})")
     if not ok:
         raise LookbenchError(f"the ONNX export in {folder} does not match torch (cosine below 0.999): do not serve it")
+
+# %% ../../nbs/17_cli.ipynb #5f8734b6
+CURATE_COLUMNS = ['item_id', 'kind', 'score', 'label', 'suggested_label', 'reason', 'related_id']
+
+@app.command()
+def curate(kind:Optional[str]=typer.Option(None, help='label, duplicate, outlier, mismatch or mistake (default: all)'),
+           limit:Optional[int]=typer.Option(None, min=1, help='print at most this many issues'),
+           label:Optional[str]=typer.Option(None, help="only items labelled this"),
+           format:str=typer.Option('table', help='table, csv or json'),
+           refresh:bool=typer.Option(False, help='analyse again even if the stored analysis is current'),
+           reviewed:bool=typer.Option(False, help='include items a person already reviewed'),
+           device:str='auto', warehouse:Path=WAREHOUSE):
+    "Rank what is wrong in the catalog: label issues, near-duplicates, outliers, mismatched titles, mistakes"
+    from lookbench.curate import analyse_catalog, current_analysis, read_issues
+    if format not in ('table', 'csv', 'json'):
+        raise LookbenchError(f"--format {format!r}: table, csv or json")
+    with connect(warehouse, read_only=True) as con:
+        try:
+            current_analysis(con)
+            stale = refresh
+        except LookbenchError:
+            stale = True
+    if stale:
+        with connect(warehouse) as con:
+            r = analyse_catalog(con, device=device)
+        print(f"curate: analysed {len(r['items']):,} items in {r['seconds']:.1f}s with {r['model'] or 'the features'}"
+              f" (run {r['run_id']})", file=sys.stderr)
+    with connect(warehouse, read_only=True) as con:
+        issues = read_issues(con, kind, limit, label, include_reviewed=reviewed)[CURATE_COLUMNS]
+    _print_issues(issues, format)
+    print(f"curate: {len(issues)} issues" + (f" of kind {kind}" if kind else ''), file=sys.stderr)
+
+def _print_issues(issues, format:str):
+    if format == 'csv':
+        print(issues.to_csv(index=False, float_format='%.4f'), end='')
+    elif format == 'json':
+        print(issues.to_json(orient='records', double_precision=4))
+    else:
+        print(issues.to_string(index=False, float_format=lambda x: f'{x:.4f}') if len(issues) else '(no issues)')
 
 # %% ../../nbs/17_cli.ipynb #3774bb48
 models_app = typer.Typer(help='Model weights: whether they are on this machine, and fetching them.', no_args_is_help=True)

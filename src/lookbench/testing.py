@@ -22,7 +22,7 @@ from .data import IDX_FILES
 __all__ = ['TINY_OPEN_CLIP_CFG', 'FIXTURE_CLASSES', 'FIXTURE_COLOURS', 'write_idx', 'make_fixture_source', 'fixture_warehouse',
            'make_tiny_open_clip', 'clip_bpe_tokenizer', 'make_tiny_hf_clip', 'fixture_image', 'make_kagl_fixture',
            'make_manifest_fixture', 'make_imagefolder_fixture', 'catalog_like_vectors', 'png_bytes_of',
-           'scored_warehouse', 'free_port', 'start_server', 'fake_hub']
+           'scored_warehouse', 'free_port', 'start_server', 'make_curation_fixture', 'fake_hub']
 
 # %% ../../nbs/90_testing.ipynb #e8ceb918
 def write_idx(path:str|Path, arr:np.ndarray):
@@ -101,11 +101,11 @@ def make_tiny_hf_clip(folder:str|Path, seed:int=0)->Path:
 FIXTURE_CLASSES = ['Tshirts', 'Shirts', 'Jeans', 'Watches', 'Casual Shoes', 'Handbags']
 FIXTURE_COLOURS = {'Navy Blue': (20, 30, 110), 'Red': (200, 30, 30), 'Black': (15, 15, 15), 'White': (235, 235, 235)}
 
-def fixture_image(k:int, label:str, colour:str, size:int=32)->Image.Image:
+def fixture_image(k:int, label:str, colour:str, size:int=32, palette:dict=FIXTURE_COLOURS)->Image.Image:
     "A deterministic product-like picture: the colour's tint, the class's stripe count, a little noise"
     rng = np.random.default_rng(k)
     a = np.empty((size, size, 3))
-    a[:] = FIXTURE_COLOURS[colour]
+    a[:] = palette[colour]
     stripes = FIXTURE_CLASSES.index(label) + 1 if label in FIXTURE_CLASSES else 7
     a[:, :, :] *= (0.6 + 0.4 * (np.sin(np.arange(size) * stripes * np.pi / size) > 0))[:, None, None]
     return Image.fromarray(np.clip(a + rng.normal(0, 12, a.shape), 0, 255).astype(np.uint8))
@@ -291,6 +291,35 @@ def start_server(warehouse:str|Path, *args:str, timeout:float=600)->tuple:
             raise RuntimeError(f"lookbench serve {' '.join(args)} exited: {p.stderr.read()[-3000:]}")
     p.kill()
     raise RuntimeError(f'lookbench serve did not answer /health within {timeout:.0f} s')
+
+# %% ../../nbs/90_testing.ipynb #4121abbf
+def make_curation_fixture(folder:str|Path, n:int=240, flip_pct:int=5, seed:int=0)->tuple[Path, dict]:
+    "A manifest catalog with flipped labels, a near-duplicate and a mismatched title; (manifest path, what was planted)"
+    folder, rng = Path(folder), np.random.default_rng(seed)
+    (folder/'imgs').mkdir(parents=True, exist_ok=True)
+    recs = []
+    readable = FIXTURE_COLOURS | {'Black': (70, 70, 70)}  # charcoal: stripes a photo shows (15 would hide them)
+    for k, label, colour, name in _products(n):
+        fixture_image(k, label, colour, palette=readable).save(folder/'imgs'/f'p{k}.png')
+        recs.append(dict(sku=f'SKU-{k:04d}', img=f'imgs/p{k}.png', title=name, category=label))
+    flipped = sorted(rng.choice(n, size=max(1, n * flip_pct // 100), replace=False).tolist())
+    for k in flipped:  # the label says another class; the image and the title still say the true one
+        recs[k]['category'] = FIXTURE_CLASSES[(FIXTURE_CLASSES.index(recs[k]['category']) + 1) % len(FIXTURE_CLASSES)]
+    twin = np.asarray(Image.open(folder/'imgs'/'p7.png')).copy()
+    twin[0, 0] = (twin[0, 0].astype(int) + 1) % 256  # another file, the same picture
+    Image.fromarray(twin).save(folder/'imgs'/'twin.png')
+    recs.append(dict(sku='SKU-TWIN', img='imgs/twin.png', title=recs[7]['title'], category=_products_label(7)))
+    fixture_image(n + 1, 'Jeans', 'Red').save(folder/'imgs'/'odd.png')
+    other = next(k for k in range(5, n, 6) if k not in flipped)  # a watch whose label is right
+    recs.append(dict(sku='SKU-ODD', img='imgs/odd.png', title=recs[other]['title'], category='Jeans'))  # its title
+    path = folder/'manifest.csv'
+    pd.DataFrame(recs).to_csv(path, index=False)
+    columns = dict(id='sku', image='img', text=['title'], label='category')
+    return path, dict(flipped=[recs[k]['sku'] for k in flipped], twins=('SKU-0007', 'SKU-TWIN'), mismatch='SKU-ODD',
+                      columns=columns, n=n + 2)
+
+def _products_label(k:int)->str:
+    return FIXTURE_CLASSES[k % len(FIXTURE_CLASSES)]
 
 # %% ../../nbs/90_testing.ipynb #042db9f1
 def fake_hub(repos:dict[str, str|Path])->tuple:
