@@ -23,7 +23,7 @@ from .zeroshot import build_classifier
 __all__ = ['ISSUE_KINDS', 'CurateConfig', 'curation_items', 'feature_fingerprint', 'reduce', 'out_of_fold_probs', 'label_issues',
            'nearest', 'duplicate_pairs', 'mismatch_scores', 'disagreement_scores', 'embedding_map', 'map_sample',
            'probe_evidence', 'model_evidence', 'stacked_probs', 'analyse_catalog', 'current_analysis', 'read_issues',
-           'log_issues', 'plot_map', 'read_map', 'correction_effect']
+           'log_issues', 'plot_map', 'read_map', 'correction_effect', 'latest_analysis', 'load_curation']
 
 # %% ../../nbs/27_curate.ipynb #313d2176
 @dataclass(frozen=True)
@@ -404,3 +404,26 @@ def correction_effect(con)->pd.DataFrame:
         before, after = (con.execute(sql, [m]).df() for m in pair)
         rows.append(_paired_top1(con, split, before, after))
     return pd.DataFrame([r for r in rows if r]).assign(before_model=pair[0], after_model=pair[1])
+
+# %% ../../nbs/27_curate.ipynb #1dae4abd
+def latest_analysis(con)->tuple[str, str]|None:
+    "(model id, data snapshot) of the newest finished curate run, or None"
+    if not table_exists(con, 'runs') or not table_exists(con, 'curation_items'):
+        return None
+    return con.execute("""SELECT fingerprint, data_snapshot FROM runs WHERE kind = 'curate' AND status = 'finished'
+                          ORDER BY created_at DESC LIMIT 1""").fetchone()
+
+def load_curation(con)->dict|None:
+    "The newest analysis for the page: items (with titles), issues, classes, corrections so far; None without one"
+    key = latest_analysis(con)
+    if key is None:
+        return None
+    items = con.execute('''SELECT c.* EXCLUDE (model_id, data_snapshot), i.caption FROM curation_items c
+                            JOIN items i USING (item_id) WHERE c.model_id = ? AND c.data_snapshot = ?
+                            ORDER BY c.item_id''', list(key)).df()
+    issues = con.execute('''SELECT item_id, kind, score, label, suggested_label, related_id, reason FROM curation_issues
+                             WHERE model_id = ? AND data_snapshot = ? ORDER BY score DESC''', list(key)).df()
+    fixed = con.execute('''SELECT item_id, arg_max(action, corrected_at) AS action FROM label_corrections
+                            GROUP BY item_id''').df() if table_exists(con, 'label_corrections') else pd.DataFrame()
+    return dict(model_id=key[0], data_snapshot=key[1], items=items.set_index('item_id', drop=False), issues=issues,
+                labels=class_names(con), corrected=dict(zip(fixed.get('item_id', []), fixed.get('action', []))))

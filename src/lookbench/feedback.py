@@ -280,8 +280,8 @@ def serving_summary(con)->dict[str, pd.DataFrame]:
                             FROM feedback f JOIN serving_log s USING (request_id)
                             WHERE s.endpoint = 'classify' AND f.kind IN ('correct_label', 'wrong_label')
                             GROUP BY f.request_id)''').df()
-    tuned = con.execute('''SELECT m.run_id, max(m.created_at) AS at, max(value) FILTER (metric = 'n') AS items,
+    tuned = con.execute('''SELECT m.run_id, max(m.created_at) AS finished, max(value) FILTER (metric = 'n') AS items,
                            max(value) FILTER (metric = 'base_top1') AS before, max(value) FILTER (metric = 'top1')
                            AS after FROM metrics m WHERE split = 'feedback' AND class_set = 'heldout'
-                           GROUP BY m.run_id ORDER BY at''').df() if table_exists(con, 'metrics') else pd.DataFrame()
+                           GROUP BY m.run_id ORDER BY finished''').df() if table_exists(con, 'metrics') else pd.DataFrame()
     return dict(latency=latency, click_through=ctr, feedback=kinds, served_accuracy=served, finetunes=tuned)

@@ -29,7 +29,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .feedback import KINDS, EventLog, feedback_dir
+from .curate import load_curation
+from .feedback import ACTIONS, KINDS, EventLog, feedback_dir
 from .images import MAX_PIXELS, open_image, to_rgb
 from .registry import load_resolved, resolve_model
 from .score import build_classifiers, default_label_sets
@@ -37,8 +38,8 @@ from .search import MAX_QUERY_CHARS, AnnIndex, check_query, embedding_snapshot, 
 from .warehouse import LookbenchError, connect, now_utc, registered, table_columns
 
 # %% auto #0
-__all__ = ['PAGE', 'ServeConfig', 'serving_dir', 'take_snapshot', 'Served', 'current_version', 'load_served', 'BatchQueue',
-           'Service', 'describe', 'classify_vector', 'FeedbackIn', 'create_app', 'serve']
+__all__ = ['PAGE', 'CURATE_PAGE', 'ServeConfig', 'serving_dir', 'take_snapshot', 'Served', 'current_version', 'load_served',
+           'BatchQueue', 'Service', 'describe', 'classify_vector', 'FeedbackIn', 'create_app', 'CorrectionIn', 'serve']
 
 # %% ../../nbs/26_serve.ipynb #ef9e1575
 @dataclass
@@ -236,6 +237,7 @@ class Service:
                                 self.pool)
         self.cache, self.swaps, self._swap_lock = OrderedDict(), 0, threading.Lock()
         self._seen = self._stamp()
+        self._curation, self.corrected = (None, None), {}  # (stamp, analysis); item -> action said since start
 
     def _stamp(self)->tuple:
         "The warehouse file's and its write-ahead log's (size, mtime): every write changes one of them"
@@ -270,6 +272,20 @@ class Service:
         if len(self.cache) > self.cfg.query_cache:
             self.cache.popitem(last=False)
         return vec
+
+    def curation(self)->dict:
+        "The newest curation analysis, read again only when the warehouse changed; 503 when there is none"
+        stamp, data = self._curation
+        if stamp != self._stamp():
+            try:
+                with connect(self.warehouse, read_only=True, wait=0.5) as con:
+                    data = load_curation(con)
+                self._curation = (self._stamp(), data)
+            except LookbenchError:
+                pass  # the warehouse is busy: answer from what was read before, if anything
+        if data is None:
+            raise HTTPException(503, "no curation analysis in the warehouse yet: run `lookbench curate` (or the build)")
+        return data
 
     def log_answer(self, request:Request, endpoint:str, served:Served, **fields):
         ms = (time.perf_counter() - request.state.t0) * 1000
@@ -403,6 +419,7 @@ def create_app(warehouse:str|Path, model:str='promoted', cfg:ServeConfig=ServeCo
     _install_errors(app)
     _install_middleware(app, cfg)
     _routes(app, svc)
+    _curation_routes(app, svc)
     return app
 
 async def _poll(svc:Service):
@@ -512,7 +529,7 @@ PAGE = '''<!doctype html>
  #labels td{padding:.15rem .6rem;border-bottom:1px solid #eee} .err{color:#b00}
 </style></head>
 <body>
-<header><h1>lookbench</h1><span id="model">loading model...</span></header>
+<header><h1>lookbench</h1><span id="model">loading model...</span><a href="/curate">curate the catalog</a></header>
 <form id="search"><input type="search" id="q" placeholder="search products, e.g. navy striped dress" maxlength="1000"
  autofocus><button type="submit">Search</button></form>
 <div id="status" role="status"></div>
@@ -584,6 +601,271 @@ call('/model').then(m => { $('model').textContent = m.name + ' \\u00b7 ' + m.pro
   .catch(e => say('the service is not answering: ' + e.message, true));
 </script></body></html>
 '''
+
+# %% ../../nbs/26_serve.ipynb #1c4e7532
+class CorrectionIn(BaseModel):
+    request_id: str = Field(min_length=1, max_length=64, description='the request_id of the listing the item came from')
+    item_id: str = Field(min_length=1, max_length=256, description='the item corrected')
+    action: Literal[ACTIONS] = Field(description=', '.join(ACTIONS))
+    label: Optional[str] = Field(None, max_length=256, description='relabel: the right label (one of the classes)')
+    duplicate_of: Optional[str] = Field(None, max_length=256, description='duplicate: the item this one duplicates')
+    who: Optional[str] = Field(None, max_length=128, description='who says so')
+
+def _card(data:dict, item_id:str, svc:Service, **extra)->dict:
+    "What the page shows of an item (missing values as null: JSON has no NaN)"
+    r = data['items'].loc[item_id]
+    card = dict(item_id=item_id, label=r.label, caption=r.caption, pred=r.pred, split=r.split,
+                suggested_label=r.suggested_label, nearest_id=r.nearest_id, image=f'/image/{item_id}',
+                corrected=svc.corrected.get(item_id) or data['corrected'].get(item_id), **extra)
+    return {k: None if isinstance(v, float) and v != v else v for k, v in card.items()}
+
+def _checked(data:dict, body:CorrectionIn):
+    "Refuse a correction the catalog cannot take: 404 for an unknown item, 422 for a label or duplicate it lacks"
+    if body.item_id not in data['items'].index:
+        raise HTTPException(404, f"no item {body.item_id!r} in the curation analysis")
+    if body.action == 'relabel' and body.label not in data['labels']:
+        raise HTTPException(422, f"label {body.label!r} is not one of the catalog's classes: {', '.join(data['labels'])}")
+    if body.action == 'duplicate' and (body.duplicate_of not in data['items'].index or body.duplicate_of == body.item_id):
+        raise HTTPException(422, f"duplicate_of {body.duplicate_of!r} is not another item of the catalog")
+
+# %% ../../nbs/26_serve.ipynb #9bcf9f25
+def _curation_routes(app:FastAPI, svc:Service):
+    cfg = svc.cfg
+
+    def listing(request:Request, cards:list[dict])->dict:
+        "A list of items as an answer: logged (endpoint 'curate'), so a correction can name it"
+        svc.log_answer(request, 'curate', svc.served, results=[c['item_id'] for c in cards])
+        return {'request_id': request.state.request_id, 'items': cards}
+
+    @app.get('/curate/issues')
+    def issues(request:Request, kind:str|None=None, label:str|None=None, limit:int=Query(60, ge=1, le=500)):
+        data = svc.curation()
+        found = data['issues']
+        found = found[(found.kind == kind) if kind else found.kind.notna()]
+        found = found[(found.label == label) if label else found.label.notna()].head(limit)
+        return listing(request, [_card(data, r.item_id, svc, kind=r.kind, score=round(float(r.score), 4),
+                                       reason=r.reason, related_id=r.related_id) for r in found.itertuples()])
+
+    @app.get('/curate/items')
+    def cell(request:Request, label:str, pred:str, limit:int=Query(60, ge=1, le=500)):
+        items = svc.curation()['items']
+        chosen = items[(items.label == label) & (items.pred == pred)].head(limit).item_id
+        return listing(request, [_card(svc.curation(), i, svc) for i in chosen])
+
+    @app.get('/curate/map')
+    def points(request:Request):
+        data = svc.curation()
+        first_issue = data['issues'].drop_duplicates('item_id').set_index('item_id').kind
+        shown = data['items'].dropna(subset=['x', 'y'])
+        return {'request_id': request.state.request_id, 'labels': data['labels'], 'data_snapshot': data['data_snapshot'],
+                'points': [dict(item_id=r.item_id, x=round(float(r.x), 4), y=round(float(r.y), 4), label=r.label,
+                                pred=r.pred, issue=first_issue.get(r.item_id, ''), caption=r.caption)
+                           for r in shown.itertuples()]}
+
+    @app.get('/curate/confusion')
+    def confusion(request:Request):
+        data = svc.curation()
+        counts = pd.crosstab(data['items'].label, data['items'].pred).reindex(index=data['labels'], columns=data['labels'],
+                                                                              fill_value=0)
+        return {'request_id': request.state.request_id, 'labels': data['labels'], 'counts': counts.to_numpy().tolist()}
+
+    @app.post('/curate/correct')
+    def correct(request:Request, body:CorrectionIn):
+        _check_token(request, cfg)
+        data = svc.curation()
+        _checked(data, body)
+        old = data['items'].loc[body.item_id].label
+        event = svc.events.append({'event': 'correction', **body.model_dump(), 'old_label': old}, durable=True)
+        svc.corrected[body.item_id] = body.action
+        return {'request_id': request.state.request_id, 'event_id': event['event_id'], 'recorded': True}
+
+    @app.get('/curate', response_class=HTMLResponse)
+    def curate_page():
+        return CURATE_PAGE
+
+# %% ../../nbs/26_serve.ipynb #dbbed193
+CURATE_PAGE = '''<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>lookbench: curate</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body{font:14px system-ui,sans-serif;margin:1.2rem;color:#222}
+ header{display:flex;gap:1rem;align-items:baseline;flex-wrap:wrap} h1{font-size:1.3rem;margin:0} h2{font-size:1rem}
+ #status{color:#666;min-height:1.2em} .err{color:#b00} a{color:#0645ad}
+ main{display:grid;grid-template-columns:minmax(420px,1fr) minmax(320px,1fr);gap:1.2rem}
+ canvas{border:1px solid #ddd;border-radius:6px;width:100%;max-width:640px;aspect-ratio:1.2;cursor:crosshair}
+ #tip{position:fixed;pointer-events:none;background:#fff;border:1px solid #aaa;border-radius:4px;padding:.3rem;
+      display:none;font-size:.75rem;max-width:180px;box-shadow:0 2px 6px #0002}
+ #tip img,.thumb{width:72px;height:72px;object-fit:contain;background:#f4f4f4;image-rendering:pixelated}
+ .controls{display:flex;gap:.5rem;flex-wrap:wrap;align-items:center;margin:.4rem 0}
+ #list{display:flex;flex-direction:column;gap:.4rem;max-height:560px;overflow:auto}
+ .issue{display:flex;gap:.6rem;border:1px solid #ddd;border-radius:6px;padding:.4rem;cursor:pointer}
+ .issue.done{opacity:.45} .issue:hover{background:#f7f9ff} .issue .why{font-size:.78rem;color:#555}
+ .kind{font-size:.7rem;text-transform:uppercase;color:#fff;background:#777;border-radius:3px;padding:0 .3rem}
+ #panel{border:1px solid #ccc;border-radius:6px;padding:.6rem;margin-top:.6rem;display:none}
+ #panel img{width:160px;height:160px;object-fit:contain;background:#f4f4f4;image-rendering:pixelated}
+ #panel .actions{display:flex;flex-direction:column;align-items:flex-start;gap:.4rem;margin-top:.5rem}
+ #legend{display:flex;flex-wrap:wrap;gap:.2rem .8rem;font-size:.75rem;margin:.3rem 0}
+ #legend i{display:inline-block;width:.7rem;height:.7rem;border-radius:50%;margin-right:.25rem}
+ table.cm{border-collapse:collapse;font-size:.72rem} .cm td,.cm th{border:1px solid #eee;padding:.15rem .3rem;text-align:right}
+ .cm td{cursor:pointer} .cm th{font-weight:normal;color:#555}
+</style></head>
+<body>
+<header><h1>lookbench: curate the catalog</h1><a href="/">search</a><span id="about"></span></header>
+<div id="status" role="status"></div>
+<main>
+ <section>
+  <div class="controls"><label>colour by <select id="colour"><option value="label">label</option>
+   <option value="pred">prediction</option><option value="issue">issue kind</option></select></label>
+   <label>your name <input id="who" size="10" placeholder="for the log"></label></div>
+  <canvas id="map" width="640" height="533" aria-label="map of the image embeddings"></canvas><div id="legend"></div>
+  <h2>Label against prediction (click a cell for its items)</h2><div id="confusion"></div>
+ </section>
+ <section>
+  <div class="controls"><label>kind <select id="kind"><option value="">every kind</option><option>label</option>
+   <option>duplicate</option><option>outlier</option><option>mismatch</option><option>mistake</option></select></label>
+   <label>class <select id="cls"><option value="">every class</option></select></label></div>
+  <h2 id="listtitle">Issues, worst first</h2><div id="list"></div>
+  <div id="panel"></div>
+ </section>
+</main>
+<div id="tip"></div>
+<script>
+const $ = (id) => document.getElementById(id);
+const el = (tag, props = {}, ...kids) => { const e = Object.assign(document.createElement(tag), props);
+  kids.forEach(k => e.append(k)); return e; };
+const PALETTE = ['#1f77b4','#ff7f0e','#2ca02c','#d62728','#9467bd','#8c564b','#e377c2','#7f7f7f','#bcbd22','#17becf'];
+let points = [], labels = [], listRequest = null, cards = {};
+function say(text, bad) { $('status').textContent = text; $('status').className = bad ? 'err' : ''; }
+async function call(url, opts = {}) {
+  const r = await fetch(url, opts); let body = {};
+  try { body = await r.json(); } catch (e) {}
+  if (!r.ok) throw Object.assign(new Error(body.error || r.statusText), {status: r.status});
+  return body;
+}
+$('who').value = localStorage.getItem('lookbench-who') || '';
+$('who').addEventListener('change', () => localStorage.setItem('lookbench-who', $('who').value));
+function colourOf(p) {
+  const by = $('colour').value, v = p[by];
+  if (by === 'issue') return v ? PALETTE[['label','duplicate','outlier','mismatch','mistake'].indexOf(v) + 1] : '#ccc';
+  return PALETTE[labels.indexOf(v) % PALETTE.length];
+}
+function project() {
+  const xs = points.map(p => p.x), ys = points.map(p => p.y), c = $('map');
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  points.forEach(p => { p.px = 12 + (p.x - x0) / (x1 - x0 || 1) * (c.width - 24);
+                        p.py = 12 + (p.y - y0) / (y1 - y0 || 1) * (c.height - 24); });
+}
+function draw() {
+  const c = $('map'), g = c.getContext('2d'); g.clearRect(0, 0, c.width, c.height);
+  points.forEach(p => { g.fillStyle = colourOf(p); g.globalAlpha = p.issue ? 0.95 : 0.55;
+    g.beginPath(); g.arc(p.px, p.py, p.issue ? 3 : 2, 0, 7); g.fill(); });
+  g.globalAlpha = 1;
+  const by = $('colour').value, keys = by === 'issue' ? ['', 'label', 'duplicate', 'outlier', 'mismatch', 'mistake'] : labels;
+  $('legend').replaceChildren(...keys.map(k => el('span', {}, el('i', {style: 'background:' + colourOf({[by]: k})}),
+    k || 'no issue')));
+}
+function near(ev) {
+  const c = $('map'), r = c.getBoundingClientRect(), sx = c.width / r.width, sy = c.height / r.height;
+  const x = (ev.clientX - r.left) * sx, y = (ev.clientY - r.top) * sy;
+  let best = null, d = 64;
+  points.forEach(p => { const e = (p.px - x) ** 2 + (p.py - y) ** 2; if (e < d) { d = e; best = p; } });
+  return best;
+}
+$('map').addEventListener('mousemove', (ev) => {
+  const p = near(ev), tip = $('tip');
+  if (!p) { tip.style.display = 'none'; return; }
+  tip.replaceChildren(el('img', {src: '/image/' + p.item_id, alt: p.caption}), el('div', {textContent: p.caption}),
+    el('div', {textContent: p.label + ' \\u2192 ' + p.pred + (p.issue ? ' \\u00b7 ' + p.issue : '')}));
+  Object.assign(tip.style, {display: 'block', left: ev.clientX + 14 + 'px', top: ev.clientY + 14 + 'px'});
+});
+$('map').addEventListener('mouseleave', () => { $('tip').style.display = 'none'; });
+$('map').addEventListener('click', async (ev) => { const p = near(ev); if (p) await showItems([p.item_id], p.item_id); });
+$('colour').addEventListener('change', draw);
+function row(c) {
+  const box = el('div', {className: 'issue' + (c.corrected ? ' done' : '')},
+    el('img', {className: 'thumb', src: c.image, alt: c.caption, loading: 'lazy'}),
+    el('div', {}, el('div', {}, c.kind ? el('span', {className: 'kind', textContent: c.kind}) : '',
+                             ' ' + c.item_id + ' \\u00b7 ' + c.label),
+       el('div', {textContent: c.caption}), el('div', {className: 'why', textContent: c.reason || ''})));
+  box.dataset.item = c.item_id;
+  box.addEventListener('click', () => panel(c));
+  return box;
+}
+async function list(url, title) {
+  try {
+    const body = await call(url); listRequest = body.request_id;
+    body.items.forEach(c => { cards[c.item_id] = c; });
+    $('list').replaceChildren(...body.items.map(row)); $('listtitle').textContent = title + ' (' + body.items.length + ')';
+  } catch (e) { say('could not list: ' + e.message, true); }
+}
+async function showItems(ids, first) {
+  await list('/curate/issues?limit=500', 'Issues, worst first');
+  const c = cards[first];
+  if (c) panel(c); else say(first + ' has no issue: use the confusion matrix or the list to correct it');
+}
+function loadIssues() {
+  const q = new URLSearchParams({limit: 60});
+  if ($('kind').value) q.set('kind', $('kind').value);
+  if ($('cls').value) q.set('label', $('cls').value);
+  list('/curate/issues?' + q, 'Issues, worst first');
+}
+$('kind').addEventListener('change', loadIssues); $('cls').addEventListener('change', loadIssues);
+async function correct(c, action, extra, button) {
+  const headers = {'Content-Type': 'application/json'};
+  const token = sessionStorage.getItem('lookbench-token');
+  if (token) headers['Authorization'] = 'Bearer ' + token;
+  const body = Object.assign({request_id: listRequest, item_id: c.item_id, action, who: $('who').value || null}, extra);
+  try {
+    await call('/curate/correct', {method: 'POST', headers, body: JSON.stringify(body)});
+    c.corrected = action; say('recorded: ' + action + ' for ' + c.item_id + ' (it takes effect at the next `make retrain`)');
+    const box = document.querySelector('.issue[data-item="' + c.item_id + '"]'); if (box) box.classList.add('done');
+    if (button) button.textContent += ' \\u2713';
+  } catch (e) {
+    if (e.status === 401) { const t = prompt('This service needs its token to take corrections:');
+      if (t) { sessionStorage.setItem('lookbench-token', t); return correct(c, action, extra, button); } }
+    say('correction not recorded: ' + e.message, true);
+  }
+}
+function panel(c) {
+  const pick = el('select', {id: 'relabel'}, ...labels.map(l => el('option', {value: l, textContent: l,
+    selected: l === (c.suggested_label || c.label)})));
+  const dup = el('input', {id: 'dupof', value: c.related_id || c.nearest_id || '', size: 18});
+  const b = (text, fn, id) => { const x = el('button', {textContent: text, id});
+    x.addEventListener('click', () => fn(x)); return x; };
+  $('panel').replaceChildren(el('img', {src: c.image, alt: c.caption}),
+    el('div', {textContent: c.item_id + ' \\u00b7 ' + c.split}), el('div', {textContent: c.caption}),
+    el('div', {textContent: 'label ' + c.label + ' \\u00b7 predicted ' + c.pred + ' \\u00b7 suggested ' + c.suggested_label}),
+    el('div', {className: 'why', textContent: c.reason || ''}),
+    el('div', {className: 'actions'},
+      el('div', {}, 'label is ', pick, ' ',
+         b('set label', x => correct(c, 'relabel', {label: pick.value}, x), 'do-relabel')),
+      b('not a product / remove', x => correct(c, 'remove', {}, x), 'do-remove'),
+      el('div', {}, 'duplicate of ', dup, ' ',
+         b('mark duplicate', x => correct(c, 'duplicate', {duplicate_of: dup.value}, x), 'do-duplicate')),
+      b('looks fine', x => correct(c, 'fine', {}, x), 'do-fine')));
+  $('panel').style.display = 'block';
+}
+async function confusion() {
+  const body = await call('/curate/confusion');
+  const head = el('tr', {}, el('th', {textContent: 'label \\\\ pred'}), ...body.labels.map(l => el('th', {textContent: l})));
+  const rows = body.labels.map((l, i) => el('tr', {}, el('th', {textContent: l}), ...body.counts[i].map((n, j) => {
+    const td = el('td', {textContent: n || ''});
+    if (i !== j && n) td.style.background = 'rgba(214,39,40,' + Math.min(0.1 + n / 50, 0.8) + ')';
+    td.addEventListener('click', () => list('/curate/items?' + new URLSearchParams({label: l, pred: body.labels[j]}),
+      l + ' predicted as ' + body.labels[j])); return td; })));
+  $('confusion').replaceChildren(el('table', {className: 'cm'}, head, ...rows));
+}
+(async () => {
+  try {
+    const m = await call('/curate/map'); points = m.points; labels = m.labels;
+    $('cls').append(...labels.map(l => el('option', {value: l, textContent: l})));
+    $('about').textContent = points.length + ' items on the map \\u00b7 data ' + m.data_snapshot;
+    project(); draw(); await confusion(); loadIssues(); say('');
+  } catch (e) { say(e.message, true); }
+})();
+</script></body></html>
+'''
+
 
 # %% ../../nbs/26_serve.ipynb #623732c6
 def serve(warehouse:str|Path, host:str='127.0.0.1', port:int=8000, model:str='promoted',
