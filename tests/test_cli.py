@@ -7,6 +7,7 @@ from lookbench.cli import app, main
 from lookbench.warehouse import connect
 
 
+@pytest.mark.slow  # seconds of subprocesses or waiting: the full layer runs it, the fast one stays under 2 minutes
 def test_cli_steps_end_to_end(source, tmp_path, capsys):
     wh, models = str(tmp_path / 'w.duckdb'), str(tmp_path / 'models')
     steps = [['ingest', 'fashion-mnist', str(source)],

@@ -65,6 +65,7 @@ time.sleep(float(sys.argv[2]))
 '''
 
 
+@pytest.mark.slow  # seconds of subprocesses or waiting: the full layer runs it, the fast one stays under 2 minutes
 def test_a_held_warehouse_is_waited_for_then_named(scoring_catalog, capsys, monkeypatch):
     wh = scoring_catalog['warehouse']
     holder = subprocess.Popen([sys.executable, '-c', HOLD, wh, '4'], stdout=subprocess.PIPE, text=True)

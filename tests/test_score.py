@@ -1,8 +1,10 @@
 "The batch job: `lookbench score` scores every item exactly once, quarantines what does not decode, and feeds search."
+import pytest
 from lookbench.cli import main
 from lookbench.warehouse import connect
 
 
+@pytest.mark.slow  # seconds of subprocesses or waiting: the full layer runs it, the fast one stays under 2 minutes
 def test_cli_scores_once_quarantines_corrupt_images_and_says_when_nothing_is_new(scoring_catalog, capsys):
     wh = scoring_catalog['warehouse']
     with connect(wh) as con:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from open_clip import ClipLoss
 
 from .embed import embed_images, embed_texts, load_vectors
 from .finetune import clip_loss_batched, cosine_schedule, make_optimizer, register_base
@@ -65,6 +64,7 @@ def contrastive_loss(model, img:torch.Tensor, txt:torch.Tensor, batch_size:int=1
 def train_heads(model:LitModel, train:tuple, val:tuple, cfg:AlignConfig=AlignConfig(), log=None)->pd.DataFrame:
     "Train `model.heads` in place on (image, text) feature pairs; keep the best val-loss heads; return the history"
     torch.manual_seed(cfg.seed)
+    from open_clip import ClipLoss  # on first use: importing open_clip costs seconds
     heads, loss_fn = model.heads.train(), ClipLoss()
     opt = make_optimizer(heads, cfg.lr, cfg.weight_decay)
     # what an anchor pulls toward: the weights the heads start from (a frozen head is not pulled: it cannot move)

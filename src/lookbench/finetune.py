@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from open_clip import ClipLoss
 from sklearn.metrics import f1_score
 from torch import nn
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:  # imported where a loss is made: importing open_clip costs seconds
+    from open_clip import ClipLoss
 
 from .distributed import barrier, broadcast, gather_objects, is_main, mean_across, world
 from .evaluate import evaluate_zeroshot, write_predictions
@@ -106,6 +108,7 @@ def cosine_schedule(opt, warmup:int, total:int)->torch.optim.lr_scheduler.Lambda
 @torch.no_grad()
 def clip_loss_batched(img:torch.Tensor, txt:torch.Tensor, logit_scale:torch.Tensor, batch_size:int)->float:
     "Mean CLIP loss of paired (normalised) embeddings over consecutive batches of `batch_size`"
+    from open_clip import ClipLoss
     losses = [ClipLoss()(img[i:i + batch_size], txt[i:i + batch_size], logit_scale).item()
               for i in range(0, len(img), batch_size) if len(img[i:i + batch_size]) > 1]
     return float(np.mean(losses))
@@ -277,6 +280,7 @@ class TrainForward(nn.Module):
 
 def train_modules(model, cfg:FinetuneConfig)->tuple[nn.Module, ClipLoss]:
     "(the forward to train with, the loss): DDP-wrapped and gathering across processes under torchrun"
+    from open_clip import ClipLoss
     rank, size = world()
     forward = TrainForward(model)
     if size > 1:

@@ -4,7 +4,9 @@
 
 # %% ../../nbs/00_tracking.ipynb #64c56f82
 from __future__ import annotations
+import contextlib
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -47,7 +49,8 @@ def model_artifact(spec:str, fingerprint:str, name:str,
     digest = hashlib.sha1(fingerprint.encode()).hexdigest()[:12]
     artifact = _json_artifact(f'model-{digest}', 'model', dict(spec=spec, fingerprint=fingerprint, name=name))
     if weights:
-        artifact.add_reference(Path(weights).resolve().as_uri())
+        with contextlib.redirect_stderr(io.StringIO()):  # W&B prints a checksum progress line: a CLI error must stay one line
+            artifact.add_reference(Path(weights).resolve().as_uri())
     return artifact
 
 # %% ../../nbs/00_tracking.ipynb #1cf8055e

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import open_clip
 
 # %% auto #0
 __all__ = ['FASHION_TEMPLATES', 'PROMPT_SETS', 'prompt_name', 'build_classifier', 'zero_shot_scores']
@@ -37,6 +36,7 @@ def build_classifier(model,                        # an `ImageTextModel`
                      classnames:list[str],         # class names as stored in `labels`
                      templates=FASHION_TEMPLATES)->torch.Tensor:
     "Zero-shot weights of shape (dim, classes): one prompt-ensembled, normalised text embedding per class"
+    import open_clip  # on first use: importing it costs seconds, and every module and notebook imports this one
     return open_clip.build_zero_shot_classifier(model, model.tokenizer, [prompt_name(c) for c in classnames],
                                                 templates, num_classes_per_batch=10, device=model.device)
 

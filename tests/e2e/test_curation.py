@@ -160,7 +160,8 @@ def test_the_fix_loop_from_the_page_to_a_retrained_model(tmp_path, monkeypatch):
                              env=environ, capture_output=True, text=True, timeout=1800)
     assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
     with connect(warehouse, read_only=True) as con:
-        assert sorted(r[0] for r in con.execute("SELECT item_id FROM label_corrections WHERE action = 'relabel'").fetchall()) == sorted(fixed)
+        relabelled = con.execute("SELECT item_id FROM label_corrections WHERE action = 'relabel'").fetchall()
+        assert sorted(r[0] for r in relabelled) == sorted(fixed)
         assert not con.execute('SELECT count(*) FROM splits WHERE item_id = ?', [removed]).fetchone()[0]  # out of training
         effect = correction_effect(con)
     assert removed == planted['mismatch']
