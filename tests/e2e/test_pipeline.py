@@ -15,7 +15,7 @@ from conftest import ROOT, BIN
 from lookbench.testing import make_fixture_source, make_kagl_fixture, make_manifest_fixture, start_server
 from lookbench.warehouse import connect
 
-TASKS = {"ingest", "splits", "quality", "feedback", "embed", "align", "finetune", "evaluate", "score", "report"}
+TASKS = {"ingest", "splits", "quality", "feedback", "embed", "align", "finetune", "evaluate", "score", "curate", "report"}
 SMALL = dict(epochs=3, device='cpu', ft_epochs=1, ft_max_train=64)
 
 
@@ -129,7 +129,7 @@ def test_rebuild_reruns_nothing_then_only_downstream_while_the_service_serves(bu
     asker.start()
     try:
         ran = build(out, source, epochs=4)['ran']  # every write of the build gets the file while the service serves
-        assert {t for t, r in ran.items() if r} == {'align', 'finetune', 'evaluate', 'score', 'report'}
+        assert {t for t, r in ran.items() if r} == {'align', 'finetune', 'evaluate', 'score', 'curate', 'report'}
         with connect(warehouse, read_only=True) as con:
             promoted = con.execute('SELECT model_id FROM models WHERE promoted').fetchone()[0]
         for _ in range(300):  # the service follows the promoted model (and the products it scored)
